@@ -1,0 +1,122 @@
+"""What a demo run measured: plain data shared by the runner, the driver and the reports.
+
+Latencies are in milliseconds, throughput in requests per second. Everything round-trips through JSON
+(`to_json` / `from_json`) so the driver can run in its own process and reports can be rebuilt later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = ["DemoResult", "EndpointResult", "LatencySummary", "ProfileResult", "summarize"]
+
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencySummary:
+    """Percentiles of a set of latencies (ms), plus mean and max."""
+
+    count: int
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p999: float
+    max: float
+
+
+def summarize(latencies_ms: list[float]) -> LatencySummary:
+    """Exact percentiles (nearest-rank) of `latencies_ms`; all zero for an empty list."""
+    if not latencies_ms:
+        return LatencySummary(count=0, mean=0.0, p50=0.0, p90=0.0, p95=0.0, p99=0.0, p999=0.0, max=0.0)
+    ordered = sorted(latencies_ms)
+    n = len(ordered)
+
+    def rank(p: float) -> float:
+        return ordered[min(n - 1, max(0, -(-int(p * n * 10) // 1000) - 1))]
+
+    p50, p90, p95, p99, p999 = (rank(p) for p in PERCENTILES)
+    return LatencySummary(
+        count=n, mean=sum(ordered) / n, p50=p50, p90=p90, p95=p95, p99=p99, p999=p999, max=ordered[-1]
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointResult:
+    """One request name's figures within a profile's run."""
+
+    name: str
+    requests: int
+    errors: int
+    throughput: float
+    latency: LatencySummary
+    queries_per_request: float | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        """Share of requests that failed (transport error or an unexpected status)."""
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileResult:
+    """A profile's whole run: totals, per-endpoint figures and the latency-over-time series."""
+
+    profile: str
+    duration_s: float
+    requests: int
+    errors: int
+    throughput: float
+    latency: LatencySummary
+    queries_per_request: float | None
+    endpoints: list[EndpointResult]
+    timeline: list[tuple[float, float, float]] = field(default_factory=list)
+    """Per second of the run: (second, requests completed, p95 latency in ms)."""
+
+    @property
+    def error_rate(self) -> float:
+        """Share of all requests that failed."""
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoResult:
+    """A whole demo: how it ran, and one result per profile in the order they ran."""
+
+    started_at: str
+    server: str
+    driver: str
+    database: str
+    scale: float
+    concurrency: int
+    duration_s: float
+    cpus: int
+    python: str
+    profiles: list[ProfileResult]
+
+    def to_json(self) -> bytes:
+        """Serialise to JSON bytes."""
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> DemoResult:
+        """Rebuild a result written by `to_json`."""
+        raw: dict[str, Any] = orjson.loads(data)
+        raw["profiles"] = [_profile(p) for p in raw["profiles"]]
+        return cls(**raw)
+
+
+def _profile(raw: dict[str, Any]) -> ProfileResult:
+    raw = dict(raw)
+    raw["latency"] = LatencySummary(**raw["latency"])
+    raw["endpoints"] = [
+        EndpointResult(**{**e, "latency": LatencySummary(**e["latency"])}) for e in raw["endpoints"]
+    ]
+    raw["timeline"] = [tuple(point) for point in raw["timeline"]]
+    return ProfileResult(**raw)

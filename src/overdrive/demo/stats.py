@@ -1,0 +1,89 @@
+"""Per-route request and SQL statement counts for the demo report.
+
+The demo runner reads these after a load run to show "DB queries per request" for each endpoint. The tally for the
+request in flight lives in a ContextVar; SQLAlchemy runs driver calls in a greenlet that shares the task's
+context, so the engine event sees it. This is the demo's own yardstick; the database step brings the full
+instrumentation.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from overdrive.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["RouteStats", "RouteStatsMiddleware", "count_queries"]
+
+_UNMATCHED = "(unmatched)"
+
+
+class _Tally:
+    __slots__ = ("queries",)
+
+    def __init__(self) -> None:
+        self.queries = 0
+
+
+_current: ContextVar[_Tally | None] = ContextVar("overdrive_demo_tally", default=None)
+
+
+@dataclass
+class RouteStats:
+    """Requests and SQL statements seen per route template since the last reset."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    queries: dict[str, int] = field(default_factory=dict)
+
+    def record(self, route: str, queries: int) -> None:
+        """Add one finished request on `route` that ran `queries` statements."""
+        self.requests[route] = self.requests.get(route, 0) + 1
+        self.queries[route] = self.queries.get(route, 0) + queries
+
+    def reset(self) -> None:
+        """Forget everything counted so far."""
+        self.requests.clear()
+        self.queries.clear()
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Counts per route, as plain JSON-ready data."""
+        return {
+            route: {"requests": count, "queries": self.queries.get(route, 0)}
+            for route, count in sorted(self.requests.items())
+        }
+
+
+def count_queries(engine: AsyncEngine) -> None:
+    """Count every statement `engine` executes against the request in flight (if any)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        tally = _current.get()
+        # SQLite's explicit BEGIN goes through the cursor; PostgreSQL's does not. Count neither, to compare.
+        if tally is not None and not statement.startswith("BEGIN"):
+            tally.queries += 1
+
+
+class RouteStatsMiddleware:
+    """Pure ASGI middleware that records each HTTP request's route template and statement count."""
+
+    def __init__(self, app: ASGIApp, *, stats: RouteStats) -> None:
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tally = _Tally()
+        token = _current.set(tally)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)
+            route = scope.get("route")
+            self.stats.record(getattr(route, "path", _UNMATCHED), tally.queries)
