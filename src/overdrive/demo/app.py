@@ -93,6 +93,7 @@ def create_app(
 
     Returns:
         The FastAPI application. Its start-up fails with `SeedError` if the database was never seeded.
+
     """
     settings = settings or ShopSettings.from_env()
     owns_engine = engine is None
@@ -135,7 +136,7 @@ def create_app_from_env() -> FastAPI:
     return create_app(ShopSettings.from_env())
 
 
-def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one nested function per endpoint
+def _add_routes(app: FastAPI) -> None:
     @app.exception_handler(queries.OrderRejected)
     async def _rejected(_request: Request, exc: queries.OrderRejected) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
@@ -174,7 +175,8 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one nested function per e
     async def get_product(session: SessionDep, product_id: Annotated[int, Path(gt=0)]) -> ProductDetail:
         detail = await queries.product_detail(session, product_id)
         if detail is None:
-            raise _not_found("Product", product_id)
+            msg = "Product"
+            raise _not_found(msg, product_id)
         return detail
 
     @app.get("/categories/{category_id}/top")
@@ -185,7 +187,8 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one nested function per e
     ) -> list[ProductSummary]:
         top = await queries.category_top(session, category_id, limit)
         if top is None:
-            raise _not_found("Category", category_id)
+            msg = "Category"
+            raise _not_found(msg, category_id)
         return top
 
     @app.get("/search")
@@ -210,7 +213,8 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one nested function per e
     async def export_orders(session: SessionDep, user_id: Annotated[int, Query(gt=0)]) -> Response:
         body = await queries.export_orders(session, user_id)
         if body is None:
-            raise _not_found("User", user_id)
+            msg = "User"
+            raise _not_found(msg, user_id)
         headers = {"Content-Disposition": f'attachment; filename="orders-{user_id}.csv"'}
         return Response(body, media_type="text/csv", headers=headers)
 

@@ -1,20 +1,22 @@
 """Engines for the shop: the embedded SQLite file or PostgreSQL, with the same behaviour on both.
 
-SQLite gets the settings any serious deployment of it uses (WAL, a busy timeout and foreign keys), and write transactions take the write lock up front (`BEGIN IMMEDIATE`), because a deferred
-transaction that upgrades from read to write fails at once with "database is locked" when another writer is
-ahead of it, instead of waiting.
+SQLite gets the settings any serious deployment of it uses (WAL, a busy timeout and foreign keys), and write
+transactions take the write lock up front (`BEGIN IMMEDIATE`), because a deferred transaction that upgrades from
+read to write fails at once with "database is locked" when another writer is ahead of it, instead of waiting.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from overdrive.demo.settings import ShopSettings
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from overdrive.demo.settings import ShopSettings
 
 __all__ = ["create_engine", "is_sqlite", "writer"]
 
@@ -35,6 +37,7 @@ def create_engine(settings: ShopSettings, **engine_options: Any) -> AsyncEngine:
 
     Returns:
         An engine; for SQLite, the data directory exists once this returns.
+
     """
     url = settings.resolved_database_url
     if not url.startswith("sqlite"):

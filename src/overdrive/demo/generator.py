@@ -12,14 +12,26 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from overdrive.demo import _words as words
 
-__all__ = ["DEFAULT_SEED", "EPOCH", "SEED_VERSION", "Batch", "SeedPlan", "generate"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = [
+    "DEFAULT_SEED",
+    "EPOCH",
+    "HOT_PRODUCTS_SHARE",
+    "SEED_VERSION",
+    "Batch",
+    "Digest",
+    "SeedPlan",
+    "generate",
+    "popular_products",
+]
 
 SEED_VERSION = 1
 DEFAULT_SEED = 20_261_126
@@ -27,7 +39,7 @@ EPOCH = datetime(2026, 1, 1)
 _BATCH_ROWS = 10_000
 _THREE_YEARS = 3 * 365 * 86_400
 _ZIPF_EXPONENT = 1.07
-_HOT_PRODUCTS_SHARE = 0.02
+HOT_PRODUCTS_SHARE = 0.02
 _HOT_STOCK = 1_000_000
 
 
@@ -156,12 +168,27 @@ def _text(rng: random.Random, vocabulary: Sequence[str], low: int, high: int) ->
     return " ".join(rng.choices(vocabulary, k=rng.randint(low, high)))
 
 
+def _popularity_order(rng: random.Random, n: int) -> list[int]:
+    order = list(range(1, n + 1))
+    rng.shuffle(order)
+    return order
+
+
+def popular_products(plan: SeedPlan) -> tuple[list[int], list[float]]:
+    """Product ids from most to least popular, and the cumulative Zipf weights to draw them with.
+
+    Load drivers use this to hit products with the same skew as the seeded reviews and orders; it costs one
+    shuffle, not a full generation.
+    """
+    order = _popularity_order(_rng(plan, "products"), plan.products)
+    return order, _zipf_cum_weights(plan.products, _ZIPF_EXPONENT)
+
+
 def _catalogue(plan: SeedPlan) -> tuple[_Catalogue, list[tuple[Any, ...]]]:
     """Draw every product's own facts; rating columns are filled in once reviews are known."""
     rng = _rng(plan, "products")
     n = plan.products
-    by_popularity = list(range(1, n + 1))
-    rng.shuffle(by_popularity)
+    by_popularity = _popularity_order(rng, n)
     seller_cum = _zipf_cum_weights(plan.sellers, 0.8)
     sellers = rng.choices(range(1, plan.sellers + 1), cum_weights=seller_cum, k=n)
     category_cum = _zipf_cum_weights(plan.categories, 0.5)
@@ -180,7 +207,7 @@ def _catalogue(plan: SeedPlan) -> tuple[_Catalogue, list[tuple[Any, ...]]]:
         stock = 0 if rng.random() < 0.05 else rng.randint(1, 500)  # noqa: PLR2004 - 5% sold out
         description = _text(rng, description_words, 40, 120)
         base.append((i, categories[i - 1], sellers[i - 1], name, description, prices[i], stock, created[i]))
-    hot = round(n * _HOT_PRODUCTS_SHARE)
+    hot = round(n * HOT_PRODUCTS_SHARE)
     for product_id in by_popularity[:hot]:
         row = base[product_id - 1]
         base[product_id - 1] = (*row[:6], _HOT_STOCK, row[7])
@@ -203,7 +230,12 @@ def _products(base: list[tuple[Any, ...]], review_products: list[int], ratings: 
         totals[product_id] += rating
         counts[product_id] += 1
     rows = (
-        (*row[:7], round(totals[row[0]] / counts[row[0]], 2) if counts[row[0]] else 0.0, counts[row[0]], row[7])
+        (
+            *row[:7],
+            round(totals[row[0]] / counts[row[0]], 2) if counts[row[0]] else 0.0,
+            counts[row[0]],
+            row[7],
+        )
         for row in base
     )
     columns = (
@@ -260,6 +292,7 @@ def generate(plan: SeedPlan) -> Iterator[Batch]:
 
     Yields:
         Batches of at most 10,000 rows, in an order that satisfies every foreign key.
+
     """
     yield from _categories(plan)
     yield from _sellers(plan)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from overdrive.demo.schemas import OrderOut
+if TYPE_CHECKING:
+    from overdrive.demo.schemas import OrderOut
 
 __all__ = ["ConfirmationSender", "SlowMailer"]
 
@@ -18,13 +19,13 @@ class ConfirmationSender(Protocol):
 
 
 class SlowMailer:
-    """Stands in for an SMTP or e-mail API call that takes `delay` seconds, and counts what it sent."""
+    """Stands in for an SMTP or e-mail API call that takes `delay` seconds, and records which orders it confirmed."""
 
     def __init__(self, *, delay: float) -> None:
         self.delay = delay
-        self.sent = 0
+        self.sent: list[int] = []
 
     async def send(self, order: OrderOut) -> None:
-        """Wait as long as a real mail call would, then count the confirmation as sent."""
+        """Wait as long as a real mail call would, then record the order as confirmed."""
         await asyncio.sleep(self.delay)
-        self.sent += 1
+        self.sent.append(order.id)

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Select, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Select, func, select, update
 
 from overdrive.demo.models import Category, Order, OrderItem, Product, Review, User
 from overdrive.demo.schemas import (
@@ -31,6 +28,12 @@ from overdrive.demo.schemas import (
     UserRef,
     format_price,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = [
     "LATEST_REVIEWS",
@@ -75,7 +78,7 @@ async def _summary(product: Product) -> ProductSummary:
     )
 
 
-async def _page(session: AsyncSession, stmt: Select[tuple[Product]], page: int, page_size: int) -> ProductPage:
+async def _page(session: AsyncSession, stmt: Select[Product], page: int, page_size: int) -> ProductPage:
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     products = (await session.scalars(stmt.offset((page - 1) * page_size).limit(page_size))).all()
     items = [await _summary(product) for product in products]
@@ -100,12 +103,12 @@ async def list_products(
         stmt = stmt.where(Product.price_cents >= min_price_cents)
     if max_price_cents is not None:
         stmt = stmt.where(Product.price_cents <= max_price_cents)
-    order = {
+    orders: dict[Sort, tuple[ColumnElement[Any], ...]] = {
         "newest": (Product.created_at.desc(), Product.id.desc()),
         "price_asc": (Product.price_cents.asc(), Product.id.asc()),
         "price_desc": (Product.price_cents.desc(), Product.id.asc()),
-    }[sort]
-    return await _page(session, stmt.order_by(*order), page, page_size)
+    }
+    return await _page(session, stmt.order_by(*orders[sort]), page, page_size)
 
 
 async def search_products(session: AsyncSession, *, q: str, page: int, page_size: int) -> ProductPage:
@@ -179,6 +182,7 @@ async def place_order(session: AsyncSession, order_in: OrderIn, now: datetime) -
 
     Raises:
         OrderRejected: 422 for an unknown user or product, 409 when stock is short.
+
     """
     if await session.get(User, order_in.user_id) is None:
         raise OrderRejected(422, f"User {order_in.user_id} does not exist.")

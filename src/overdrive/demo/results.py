@@ -115,8 +115,6 @@ class DemoResult:
 def _profile(raw: dict[str, Any]) -> ProfileResult:
     raw = dict(raw)
     raw["latency"] = LatencySummary(**raw["latency"])
-    raw["endpoints"] = [
-        EndpointResult(**{**e, "latency": LatencySummary(**e["latency"])}) for e in raw["endpoints"]
-    ]
+    raw["endpoints"] = [EndpointResult(**{**e, "latency": LatencySummary(**e["latency"])}) for e in raw["endpoints"]]
     raw["timeline"] = [tuple(point) for point in raw["timeline"]]
     return ProfileResult(**raw)

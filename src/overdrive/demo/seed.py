@@ -9,13 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, inspect, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from overdrive.demo.generator import SEED_VERSION, Batch, Digest, SeedPlan, generate
 from overdrive.demo.models import Base, SeedInfo
 from overdrive.exceptions import SeedError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = ["ProgressCallback", "SeedStatus", "ensure_seeded", "reset_writes"]
 
@@ -45,6 +48,7 @@ async def ensure_seeded(
 
     Raises:
         SeedError: the database holds foreign tables, or loading failed (nothing is left behind).
+
     """
     started = time.perf_counter()
     async with engine.connect() as conn:
@@ -118,7 +122,7 @@ async def _load(conn: AsyncConnection, plan: SeedPlan, on_progress: ProgressCall
         if raw is not None:
             await raw.copy_records_to_table(batch.table, records=batch.rows, columns=batch.columns)
         else:
-            await conn.exec_driver_sql(_insert_sql(batch), batch.rows)  # type: ignore[arg-type]
+            await conn.exec_driver_sql(_insert_sql(batch), batch.rows)
         if on_progress is not None:
             on_progress(batch.table, len(batch.rows))
     return digest.hexdigest()
@@ -150,6 +154,7 @@ async def reset_writes(engine: AsyncEngine) -> int:
 
     Raises:
         SeedError: the database was never seeded.
+
     """
     async with engine.begin() as conn:
         info = await _existing_seed(conn)

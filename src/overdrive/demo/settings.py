@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from overdrive.demo.generator import DEFAULT_SEED, SEED_VERSION, SeedPlan
 from overdrive.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["ProfileName", "ShopSettings"]
 
@@ -27,6 +29,7 @@ class ShopSettings:
         data_dir: where the embedded SQLite database lives.
         plan: the seed and scale of the data set.
         confirmation_delay: seconds the order confirmation "e-mail" takes to send.
+
     """
 
     profile: ProfileName = "naive"
@@ -49,6 +52,7 @@ class ShopSettings:
 
         Raises:
             ConfigurationError: a variable holds a value that cannot be used.
+
         """
         env = os.environ if environ is None else environ
         profile = env.get("OVERDRIVE_PROFILE", "naive")

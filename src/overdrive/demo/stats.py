@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from overdrive.types import ASGIApp, Receive, Scope, Send
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from overdrive.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["RouteStats", "RouteStatsMiddleware", "count_queries"]
 
@@ -76,6 +78,7 @@ class RouteStatsMiddleware:
         self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app with a fresh statement tally for this request, then record it under its route."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

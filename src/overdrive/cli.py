@@ -1,0 +1,159 @@
+"""The `overdrive` command: parses options and hands over to the subsystem that does the work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
+
+import click
+from rich.console import Console
+
+from overdrive import __version__
+from overdrive.demo.generator import SeedPlan
+from overdrive.demo.settings import ProfileName, ShopSettings
+from overdrive.exceptions import OverdriveError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from overdrive.demo.server import ServerName
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+def _settings(scale: float, data_dir: Path, database_url: str | None, profile: str = "naive") -> ShopSettings:
+    try:
+        plan = SeedPlan(scale=scale)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scale") from exc
+    url = os.environ.get("DATABASE_URL", "") if database_url is None else database_url
+    return ShopSettings(profile=cast("ProfileName", profile), database_url=url, data_dir=data_dir, plan=plan)
+
+
+_scale = click.option(
+    "--scale", type=float, default=1.0, show_default=True, help="Data set size (1.0 = 100k products)."
+)
+_data_dir = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".data"), show_default=True,
+    help="Where the embedded SQLite database lives.",
+)  # fmt: skip
+_database_url = click.option(
+    "--database-url",
+    default=None,
+    help="PostgreSQL or SQLite URL; defaults to $DATABASE_URL, else embedded SQLite.",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="overdrive")
+def main() -> None:
+    """Overdrive: the performance layer for Python ASGI backends."""
+
+
+@main.group(invoke_without_command=True)
+@_scale
+@_data_dir
+@_database_url
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=20.0,
+    show_default=True,
+    help="Measured seconds per profile.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Warm-up seconds per profile.",
+)
+@click.option("--concurrency", type=click.IntRange(min=1, max=1024), default=16, show_default=True)
+@click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn", show_default=True)
+@click.option(
+    "--profile", "profiles", type=click.Choice(["naive", "tuned"]), multiple=True,
+    help="Profile to run (repeatable); default: naive then tuned.",
+)  # fmt: skip
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+)
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    scale: float,
+    data_dir: Path,
+    database_url: str | None,
+    duration: float,
+    warmup: float,
+    concurrency: int,
+    server: str,
+    profiles: tuple[str, ...],
+    report_dir: Path,
+) -> None:
+    """Run the reference shop in each profile under load and compare them side by side."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from overdrive.demo.runner import DemoOptions, DemoRunner  # noqa: PLC0415 - loads the web stack on demand
+
+    options = DemoOptions(
+        settings=_settings(scale, data_dir, database_url),
+        profiles=cast("tuple[ProfileName, ...]", profiles or ("naive", "tuned")),
+        server=cast("ServerName", server),
+        duration_s=duration,
+        warmup_s=warmup,
+        concurrency=concurrency,
+        report_dir=report_dir,
+    )
+    _run(lambda: DemoRunner(options).run())
+
+
+@demo.command("seed")
+@_scale
+@_data_dir
+@_database_url
+def demo_seed(scale: float, data_dir: Path, database_url: str | None) -> None:
+    """Create and fill the shop database (instant when it already holds this data set)."""
+    from overdrive.demo.runner import seed_with_progress  # noqa: PLC0415
+
+    console = Console()
+    settings = _settings(scale, data_dir, database_url)
+    status = _run(lambda: seed_with_progress(settings, console))
+    verb = "Seeded" if status.created else "Already seeded"
+    console.print(f"{verb} in {status.seconds:.1f} s; digest {status.digest}")
+
+
+@demo.command("serve")
+@_scale
+@_data_dir
+@_database_url
+@click.option("--profile", type=click.Choice(["naive", "tuned"]), default="naive", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn", show_default=True)
+def demo_serve(
+    scale: float, data_dir: Path, database_url: str | None, profile: str, host: str, port: int, server: str
+) -> None:
+    """Seed if needed, then serve the shop in one profile until interrupted."""
+    from overdrive.demo.runner import seed_with_progress  # noqa: PLC0415
+    from overdrive.demo.server import server_command  # noqa: PLC0415
+
+    settings = _settings(scale, data_dir, database_url, profile)
+    console = Console()
+    _run(lambda: seed_with_progress(settings, console))
+    console.print(f"Serving the {profile} shop on http://{host}:{port} with {server} (Ctrl-C stops).")
+    os.environ.update(settings.to_env())
+    command = server_command(cast("ServerName", server), host, port)
+    os.execv(command[0], command)  # noqa: S606 - replaces this process with the server
+
+
+def _run(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except OverdriveError as exc:
+        raise click.ClickException(str(exc)) from exc
