@@ -6,6 +6,7 @@ Latencies are in milliseconds, throughput in requests per second. Everything rou
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,19 +32,37 @@ class LatencySummary:
 
 
 def summarize(latencies_ms: list[float]) -> LatencySummary:
-    """Exact percentiles (nearest-rank) of `latencies_ms`; all zero for an empty list."""
+    """Summarise latencies with exact nearest-rank percentiles.
+
+    Args:
+        latencies_ms: Latencies in milliseconds, in any order.
+
+    Returns:
+        The count, mean, max and percentiles; all zero for an empty list.
+
+    """
     if not latencies_ms:
         return LatencySummary(count=0, mean=0.0, p50=0.0, p90=0.0, p95=0.0, p99=0.0, p999=0.0, max=0.0)
     ordered = sorted(latencies_ms)
-    n = len(ordered)
-
-    def rank(p: float) -> float:
-        return ordered[min(n - 1, max(0, -(-int(p * n * 10) // 1000) - 1))]
-
-    p50, p90, p95, p99, p999 = (rank(p) for p in PERCENTILES)
+    p50, p90, p95, p99, p999 = (_nearest_rank(ordered, p) for p in PERCENTILES)
     return LatencySummary(
-        count=n, mean=sum(ordered) / n, p50=p50, p90=p90, p95=p95, p99=p99, p999=p999, max=ordered[-1]
+        count=len(ordered),
+        mean=sum(ordered) / len(ordered),
+        p50=p50,
+        p90=p90,
+        p95=p95,
+        p99=p99,
+        p999=p999,
+        max=ordered[-1],
     )
+
+
+def _nearest_rank(ordered: list[float], p: float) -> float:
+    """Return the smallest value with at least `p` percent of `ordered` at or below it."""
+    n = len(ordered)
+    # Rounding first keeps float noise (0.29 * 100 == 28.999999999999996) from shifting the rank.
+    index = math.ceil(round(p / 100 * n, 9)) - 1
+    return ordered[min(n - 1, max(0, index))]
 
 
 @dataclass(frozen=True, kw_only=True)
