@@ -36,15 +36,20 @@ async def _order_count(shop: Shop) -> int:
     return count
 
 
-async def _in_stock_product(shop: Shop, minimum: int = 1) -> tuple[int, int]:
+async def _in_stock_product(
+    shop: Shop, minimum: int = 1, maximum: int = 10**9, other_than: int = 0
+) -> tuple[int, int]:
+    """The lowest-numbered product whose stock lies in [minimum, maximum], with its stock."""
     engine = create_engine(shop.settings)
+    stmt = (
+        select(Product.id, Product.stock)
+        .where(Product.stock.between(minimum, maximum), Product.id != other_than)
+        .order_by(Product.id)
+        .limit(1)
+    )
     try:
         async with engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(Product.id, Product.stock).where(Product.stock >= minimum).order_by(Product.id).limit(1)
-                )
-            ).one()
+            row = (await conn.execute(stmt)).one()
     finally:
         await engine.dispose()
     return row[0], row[1]
@@ -233,20 +238,17 @@ class TestOrders:
 
     async def test_overselling_gets_409_and_writes_nothing(self, shop: Shop) -> None:
         plenty, plenty_stock = await _in_stock_product(shop, minimum=5)
-        scarce, scarce_stock = await _in_stock_product(shop, minimum=1)
-        if scarce == plenty:
-            scarce, scarce_stock = plenty, plenty_stock
+        scarce, scarce_stock = await _in_stock_product(shop, minimum=1, maximum=99, other_than=plenty)
         before = await _order_count(shop)
+        wanted = scarce_stock + 1
         body = {
             "user_id": 3,
-            "items": [{"product_id": plenty, "quantity": 1}, {"product_id": scarce + 0, "quantity": 100}],
+            "items": [{"product_id": plenty, "quantity": 1}, {"product_id": scarce, "quantity": wanted}],
         }
-        if scarce_stock >= 100:
-            pytest.fail("the test plan's first in-stock product should hold fewer than 100 items")
         response = await shop.client.post("/orders", json=body)
         assert response.status_code == 409
-        assert response.json() == {"detail": f"Product {scarce} does not have 100 in stock."}
-        assert await _stock(shop, plenty) == plenty_stock
+        assert response.json() == {"detail": f"Product {scarce} does not have {wanted} in stock."}
+        assert await _stock(shop, plenty) == plenty_stock, "the first line's stock was given back"
         assert await _stock(shop, scarce) == scarce_stock
         assert await _order_count(shop) == before
         assert shop.mailer.sent == []

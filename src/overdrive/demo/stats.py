@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["RouteStats", "RouteStatsMiddleware", "count_queries"]
 
 _UNMATCHED = "(unmatched)"
+_OWN_PREFIX = "/_demo/"  # the stats endpoints themselves are not counted
 
 
 class _Tally:
@@ -79,7 +80,7 @@ class RouteStatsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with a fresh statement tally for this request, then record it under its route."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(_OWN_PREFIX):
             await self.app(scope, receive, send)
             return
         tally = _Tally()
