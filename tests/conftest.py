@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import services
+
 
 _skipped_integration: list[str] = []
 
@@ -25,21 +27,13 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server URL: $DATABASE_URL, or a throwaway server for this session."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
+    with services.service_url("DATABASE_URL", services.postgres_server) as url:
         yield url
-        return
-    from tests import services  # noqa: PLC0415 - only sessions without $DATABASE_URL need it
-
-    with services.postgres_server() as started:
-        yield started
 
 
 @pytest.fixture(scope="session")
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this session, dropped at the end."""
-    from tests import services  # noqa: PLC0415
-
     name = f"overdrive_test_{uuid.uuid4().hex[:12]}"
     url = services.create_database(postgres_url, name)
     try:
@@ -51,14 +45,8 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A Redis server URL: $REDIS_URL, or a throwaway server for this session."""
-    url = os.environ.get("REDIS_URL")
-    if url:
+    with services.service_url("REDIS_URL", services.redis_server) as url:
         yield url
-        return
-    from tests import services  # noqa: PLC0415 - only sessions without $REDIS_URL need it
-
-    with services.redis_server() as started:
-        yield started
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

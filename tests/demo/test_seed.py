@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from overdrive.demo.database import create_engine
 from overdrive.demo.generator import SeedPlan
@@ -29,8 +29,8 @@ async def _content_digests(settings: ShopSettings) -> dict[str, str]:
     try:
         async with engine.connect() as conn:
             for table in TABLES:
-                columns = ", ".join(c.name for c in Base.metadata.tables[table].columns)
-                rows = await conn.execute(text(f"SELECT {columns} FROM {table} ORDER BY id"))
+                typed = Base.metadata.tables[table]  # typed columns: datetimes come back as datetimes on both
+                rows = await conn.execute(select(typed).order_by(typed.c.id))
                 digests[table] = hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()
     finally:
         await engine.dispose()
