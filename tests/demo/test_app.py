@@ -36,9 +36,7 @@ async def _order_count(shop: Shop) -> int:
     return count
 
 
-async def _in_stock_product(
-    shop: Shop, minimum: int = 1, maximum: int = 10**9, other_than: int = 0
-) -> tuple[int, int]:
+async def _in_stock_product(shop: Shop, minimum: int = 1, maximum: int = 10**9, other_than: int = 0) -> tuple[int, int]:
     """The lowest-numbered product whose stock lies in [minimum, maximum], with its stock."""
     engine = create_engine(shop.settings)
     stmt = (
@@ -152,9 +150,7 @@ class TestBadInput:
             {"min_price": "50", "max_price": "10"},
         ],
     )
-    async def test_invalid_listing_parameters_get_422_with_a_message(
-        self, shop: Shop, params: dict[str, Any]
-    ) -> None:
+    async def test_invalid_listing_parameters_get_422_with_a_message(self, shop: Shop, params: dict[str, Any]) -> None:
         response = await shop.client.get("/products", params=params)
         assert response.status_code == 422
         assert response.json()["detail"]
@@ -230,7 +226,10 @@ class TestOrders:
         unknown_user = {"user_id": 10**9, "items": [{"product_id": product_id, "quantity": 1}]}
         response = await shop.client.post("/orders", json=unknown_user)
         assert (response.status_code, response.json()) == (422, {"detail": f"User {10**9} does not exist."})
-        unknown_product = {"user_id": 1, "items": [{"product_id": product_id, "quantity": 1}, {"product_id": 10**9, "quantity": 1}]}
+        unknown_product = {
+            "user_id": 1,
+            "items": [{"product_id": product_id, "quantity": 1}, {"product_id": 10**9, "quantity": 1}],
+        }
         response = await shop.client.post("/orders", json=unknown_product)
         assert (response.status_code, response.json()) == (422, {"detail": f"Product {10**9} does not exist."})
         assert await _stock(shop, product_id) == stock, "the first line's stock was given back"

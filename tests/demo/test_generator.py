@@ -118,5 +118,5 @@ class TestShape:
 
 @pytest.mark.parametrize("scale", [0, -1, 0.0001, 11])
 def test_out_of_range_scale_is_refused(scale: float) -> None:
-    with pytest.raises(ValueError, match="between 0.001 and 10"):
+    with pytest.raises(ValueError, match=r"between 0\.001 and 10"):
         SeedPlan(scale=scale)

@@ -38,7 +38,7 @@ async def _responses(shop: Shop, paths: list[tuple[str, str, bytes | None]]) -> 
 async def test_naive_and_tuned_return_identical_bodies(seeded: ShopSettings) -> None:
     workload = ShopWorkload(TEST_PLAN, seed=11)
     drawn = [workload.next() for _ in range(150)]
-    requests = [("GET", path, None) for path in FIXED_REQUESTS]
+    requests: list[tuple[str, str, bytes | None]] = [("GET", path, None) for path in FIXED_REQUESTS]
     requests += [(r.spec.method, r.path, r.body) for r in drawn]
     results = {}
     for profile in ("naive", "tuned"):

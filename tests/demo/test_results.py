@@ -10,9 +10,7 @@ from overdrive.demo.results import DemoResult, EndpointResult, LatencySummary, P
 class TestSummarize:
     def test_empty_list_is_all_zero(self) -> None:
         """An empty list summarises to zeros rather than raising."""
-        assert summarize([]) == LatencySummary(
-            count=0, mean=0.0, p50=0.0, p90=0.0, p95=0.0, p99=0.0, p999=0.0, max=0.0
-        )
+        assert summarize([]) == LatencySummary(count=0, mean=0.0, p50=0.0, p90=0.0, p95=0.0, p99=0.0, p999=0.0, max=0.0)
 
     def test_single_value_is_every_percentile(self) -> None:
         """With one latency, every percentile is that latency."""

@@ -15,6 +15,7 @@ from overdrive.demo.models import Base
 from overdrive.demo.seed import ensure_seeded, reset_writes
 from overdrive.demo.settings import ShopSettings
 from overdrive.exceptions import SeedError
+from tests import services
 from tests.demo.conftest import TEST_PLAN
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +70,9 @@ class TestEnsureSeeded:
             again = await ensure_seeded(engine, SeedPlan(seed=7, scale=0.002))
         finally:
             await engine.dispose()
-        assert first.created and second.created and not again.created
+        assert first.created
+        assert second.created
+        assert not again.created
         assert first.digest != second.digest == again.digest
 
     async def test_a_database_with_foreign_tables_is_left_alone(self, tmp_path: Path) -> None:
@@ -100,8 +103,6 @@ class TestEnsureSeeded:
 @pytest.mark.integration
 async def test_sqlite_and_postgresql_hold_identical_data(postgres_url: str, tmp_path: Path) -> None:
     """Same schema and seed on both backends: every table reads back identically."""
-    from tests import services
-
     plan = SeedPlan(scale=0.003)
     name = f"overdrive_cmp_{uuid.uuid4().hex[:12]}"
     pg = ShopSettings(database_url=services.create_database(postgres_url, name), plan=plan)

@@ -37,9 +37,7 @@ def test_empty_charts_are_well_formed() -> None:
 
 def test_missing_values_draw_no_bar() -> None:
     """A None value leaves a gap instead of a zero-height bar."""
-    chart = bar_chart(
-        title="t", groups=["a", "b"], series=[BarSeries(name="x", values=[1.0, None])], unit="q"
-    )
+    chart = bar_chart(title="t", groups=["a", "b"], series=[BarSeries(name="x", values=[1.0, None])], unit="q")
     assert chart.count("<rect x=") == 1 + 1  # the legend swatch and one bar
 
 

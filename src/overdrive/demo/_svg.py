@@ -165,9 +165,7 @@ def bar_chart(
             value = item.values[g] if g < len(item.values) else None
             if value is not None:
                 tooltip = f"{item.name} · {group}: {format_number(value)} {unit}"
-                parts.append(
-                    _bar(frame, scale, span=(start + s * bar, bar), value=value, index=s, tooltip=tooltip)
-                )
+                parts.append(_bar(frame, scale, span=(start + s * bar, bar), value=value, index=s, tooltip=tooltip))
                 if show_values:
                     parts.append(_value_label(frame, scale, start + (s + 0.5) * bar, value))
         parts.append(_group_label(frame.left + (g + 0.5) * band, frame.bottom, group, tilt=tilt))
@@ -267,9 +265,7 @@ def _y_axis(frame: _Frame, scale: _Scale, label: str) -> str:
     return "".join(parts)
 
 
-def _bar(
-    frame: _Frame, scale: _Scale, *, span: tuple[float, float], value: float, index: int, tooltip: str
-) -> str:
+def _bar(frame: _Frame, scale: _Scale, *, span: tuple[float, float], value: float, index: int, tooltip: str) -> str:
     (x, width), top = span, frame.y(scale, value)
     return (
         f'<rect x="{x:.1f}" y="{top:.1f}" width="{max(1.0, width - 2):.1f}" '

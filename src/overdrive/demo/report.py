@@ -224,10 +224,7 @@ def _charts(result: DemoResult) -> list[str]:
         bar_chart(
             title="Latency percentiles",
             groups=["p50", "p95", "p99"],
-            series=[
-                BarSeries(name=p.profile, values=[p.latency.p50, p.latency.p95, p.latency.p99])
-                for p in profiles
-            ],
+            series=[BarSeries(name=p.profile, values=[p.latency.p50, p.latency.p95, p.latency.p99]) for p in profiles],
             unit="ms",
             log=True,
             show_values=True,

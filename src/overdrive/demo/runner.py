@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from overdrive.demo.report import render_endpoint_table, render_table, write_html
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from overdrive.demo.database import create_engine
 from overdrive.demo.driver import DriveProgress, Driver, DriveSpec, HTTPXDriver
+from overdrive.demo.report import render_endpoint_table, render_table, write_html
 from overdrive.demo.results import DemoResult, EndpointResult, ProfileResult
 from overdrive.demo.seed import SeedStatus, ensure_seeded, reset_writes
 from overdrive.demo.server import DEFAULT_SERVER, ServerName, serve
