@@ -2,3 +2,5 @@
 
 Import from the submodule that owns a name: `overdrive.demo.app.create_app`, `overdrive.demo.runner.DemoRunner`.
 """
+
+__all__: list[str] = []

@@ -34,7 +34,7 @@ from overdrive.exceptions import DemoError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["DriveProgress", "DriveSpec", "Driver", "HTTPXDriver"]
+__all__ = ["DriveProgress", "DriveSpec", "Driver", "HTTPXDriver", "main"]
 
 _PROGRESS_EVERY_S = 0.5
 
@@ -53,6 +53,10 @@ class DriveSpec:
     cpus: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        url = httpx.URL(self.base_url)
+        if url.scheme not in {"http", "https"} or not url.host:
+            msg = f"The drive target must be an absolute http(s) URL, not {self.base_url!r}."
+            raise ValueError(msg)
         if self.duration_s <= 0 or self.concurrency < 1:
             msg = f"A drive needs a positive duration and concurrency, not {self.duration_s} s x {self.concurrency}."
             raise ValueError(msg)

@@ -78,16 +78,39 @@ def render_table(result: DemoResult) -> Table:
 
 
 def render_endpoint_table(result: DemoResult) -> Table:
-    """Build the per-endpoint table: req/s, p95, errors and queries per request for each profile.
+    """Build the per-endpoint table for a terminal: one row per endpoint and profile, so it fits 100 columns.
 
     Args:
         result: A finished demo run with at least one profile.
 
     Returns:
-        A rich table with one row per endpoint name seen in any profile.
+        A rich table with req/s, p50, p95, p99, errors and queries per request for every endpoint and profile.
 
     """
-    return _rich_table("Per endpoint", _endpoint_header(result), _endpoint_rows(result))
+    table = Table(title="Per endpoint", header_style="bold")
+    table.add_column("Endpoint", no_wrap=True)
+    table.add_column("Profile", no_wrap=True)
+    for label in ("req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "queries/req"):
+        table.add_column(label, justify="right", no_wrap=True)
+    by_profile = [(p.profile, {e.name: e for e in p.endpoints}) for p in result.profiles]
+    for name in _endpoint_names(result):
+        for index, (profile, endpoints) in enumerate(by_profile):
+            found = endpoints.get(name)
+            figures = (
+                [_MISSING] * 6
+                if found is None
+                else [
+                    _rate(found.throughput),
+                    _ms(found.latency.p50),
+                    _ms(found.latency.p95),
+                    _ms(found.latency.p99),
+                    f"{found.errors:,}",
+                    _optional(found.queries_per_request),
+                ]
+            )
+            last = index == len(by_profile) - 1
+            table.add_row(name if index == 0 else "", profile, *figures, end_section=last)
+    return table
 
 
 def render_html(result: DemoResult) -> str:

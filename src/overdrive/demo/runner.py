@@ -20,6 +20,7 @@ from overdrive.demo.results import DemoResult, EndpointResult, ProfileResult
 from overdrive.demo.seed import SeedStatus, ensure_seeded, reset_writes
 from overdrive.demo.server import DEFAULT_SERVER, ServerName, serve
 from overdrive.demo.settings import PROFILES, ProfileName, ShopSettings
+from overdrive.exceptions import ConfigurationError
 
 __all__ = ["DemoOptions", "DemoRunner", "seed_with_progress"]
 
@@ -46,6 +47,17 @@ class DemoOptions:
     warmup_s: float = 3.0
     concurrency: int = 16
     report_dir: Path = field(default_factory=lambda: Path("reports"))
+
+    def __post_init__(self) -> None:
+        if self.duration_s <= 0 or self.warmup_s < 0 or self.concurrency < 1:
+            msg = (
+                "The demo needs a positive duration, a warm-up of zero or more seconds and at least one client, "
+                f"not duration={self.duration_s}, warmup={self.warmup_s}, concurrency={self.concurrency}."
+            )
+            raise ConfigurationError(msg)
+        if not self.profiles:
+            msg = "The demo needs at least one profile to run."
+            raise ConfigurationError(msg)
 
 
 def _cores() -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -133,15 +145,16 @@ class DemoRunner:
         with serve(settings, server=options.server, cpus=server_cores) as running:
             spec = DriveSpec(
                 base_url=running.base_url,
-                duration_s=options.warmup_s,
+                duration_s=options.duration_s,
                 concurrency=options.concurrency,
                 plan=settings.plan,
+                seed=2,
                 cpus=driver_cores,
             )
             if options.warmup_s > 0:
-                self._drive(f"{profile} warm-up", spec)
+                self._drive(f"{profile} warm-up", replace(spec, duration_s=options.warmup_s, seed=1))
             httpx.delete(f"{running.base_url}/_demo/stats", timeout=10).raise_for_status()
-            measured = self._drive(f"{profile}", replace(spec, duration_s=options.duration_s, seed=2))
+            measured = self._drive(profile, spec)
             stats = httpx.get(f"{running.base_url}/_demo/stats", timeout=10).json()
         return _with_queries(replace(measured, profile=profile), stats)
 

@@ -1,0 +1,29 @@
+"""Every public module declares an `__all__` whose names all exist (ruff's RUF022 keeps it sorted)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import overdrive
+
+MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages(overdrive.__path__, "overdrive.")
+    if not any(part.startswith("_") for part in info.name.split("."))
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_all_is_declared_and_complete(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert not missing, f"{name}.__all__ names missing objects: {missing}"
+
+
+def test_the_package_exposes_its_version() -> None:
+    assert overdrive.__version__.count(".") == 2
