@@ -253,7 +253,7 @@ class TestOrders:
         assert shop.mailer.sent == []
 
     async def test_concurrent_orders_never_oversell(self, shop: Shop) -> None:
-        product_id, stock = await _in_stock_product(shop)
+        product_id, stock = await _in_stock_product(shop, minimum=5, maximum=30)
         attempts = stock + 5
         body = {"user_id": 9, "items": [{"product_id": product_id, "quantity": 1}]}
         responses = await asyncio.gather(*(shop.client.post("/orders", json=body) for _ in range(attempts)))
