@@ -152,6 +152,63 @@ def demo_serve(
     os.execv(command[0], command)  # noqa: S606 - replaces this process with the server
 
 
+@main.command("load")
+@click.argument("url", required=False)
+@click.option("-c", "--connections", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Closed model: connections kept busy. Open model: connections opened up front.")
+@click.option("-d", "--duration", default="10s", show_default=True, help="How long to send, e.g. 30s or 2m.")
+@click.option("--rate", type=click.FloatRange(min=0), default=None,
+              help="Open model: requests per second on a fixed schedule (latency counted from intended send time).")
+@click.option("--stage", "stages", multiple=True, help="Open model: ramp DURATION:RATE after --rate (repeatable).")
+@click.option("-n", "--requests", "max_requests", type=click.IntRange(min=1), default=None,
+              help="Stop after this many requests.")
+@click.option("--procs", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores - 1).")
+@click.option("--timeout", default="10s", show_default=True, help="Per-request timeout.")
+@click.option("-m", "--method", default="GET", show_default=True)
+@click.option("-H", "--header", "headers", multiple=True, help="Extra header 'Name: value' (repeatable).")
+@click.option("--body", default=None, help="Request body, or @FILE to read it from a file.")
+@click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A Python file defining `scenario` (see overdrive.loadtest.scenario).")
+@click.option("--threshold", "thresholds", multiple=True, help="Gate, e.g. 'p99<50ms' or 'errors<0.1%'.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the result as JSON (schema overdrive.load/1).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a self-contained HTML report.")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="A non-loopback host that may be loaded.")
+@click.option("--quiet", is_flag=True, help="No live progress.")
+def load(  # noqa: PLR0913 - one argument per option
+    url: str | None,
+    connections: int,
+    duration: str,
+    rate: float | None,
+    stages: tuple[str, ...],
+    max_requests: int | None,
+    procs: int | None,
+    timeout: str,
+    method: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    scenario: Path | None,
+    thresholds: tuple[str, ...],
+    json_path: Path | None,
+    html_path: Path | None,
+    allow_hosts: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Load URL (or a --scenario) and report throughput and true latency percentiles.
+
+    Exit status: 0 when every threshold holds, 1 when one fails, 2 for bad input or an unreachable target.
+    """
+    from overdrive.loadtest.command import LoadCommand  # noqa: PLC0415 - loaded on demand
+
+    command = LoadCommand(
+        url=url, connections=connections, duration=duration, rate=rate, stages=stages, max_requests=max_requests,
+        procs=procs, timeout=timeout, method=method, headers=headers, body=body, scenario=scenario,
+        thresholds=thresholds, json_path=json_path, html_path=html_path, allow_hosts=allow_hosts, quiet=quiet,
+    )  # fmt: skip
+    raise SystemExit(command.run(Console()))
+
+
 def _run(work: Callable[[], T]) -> T:
     try:
         return work()

@@ -4,12 +4,20 @@ Every error Overdrive raises derives from one root, so callers can catch the fam
 
     OverdriveError
     ├── ConfigurationError (ValueError)    bad settings, URLs or options, found at start-up
-    └── DemoError                          the reference shop app and its runner
-        ├── SeedError                      seeding the demo database failed or found a foreign schema
-        └── ServerStartError               the demo server process did not become ready
+    ├── DemoError                          the reference shop app and its runner
+    │   ├── SeedError                      seeding the demo database failed or found a foreign schema
+    │   └── ServerStartError               the demo server process did not become ready
+    └── LoadTestError                      a load run could not be carried out (unreachable target, failed worker)
 """
 
-__all__ = ["ConfigurationError", "DemoError", "OverdriveError", "SeedError", "ServerStartError"]
+__all__ = [
+    "ConfigurationError",
+    "DemoError",
+    "LoadTestError",
+    "OverdriveError",
+    "SeedError",
+    "ServerStartError",
+]
 
 
 class OverdriveError(Exception):
@@ -30,3 +38,7 @@ class SeedError(DemoError):
 
 class ServerStartError(DemoError):
     """The demo server process exited or did not answer its health check in time."""
+
+
+class LoadTestError(OverdriveError):
+    """A load run could not be carried out: the target is unreachable or a worker process failed."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from overdrive.demo._svg import BarSeries, LineSeries, bar_chart, line_chart
+from overdrive._svg import BarSeries, LineSeries, bar_chart, line_chart
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""Inline SVG charts for the demo report: grouped bars and lines, drawn as plain strings.
+"""Inline SVG charts for Overdrive's HTML reports: grouped bars and lines, drawn as plain strings.
 
 Each chart is one self-contained `<svg>` element (no scripts, fonts or external references) whose text is
 escaped here, so callers pass plain strings. Series keep their order, and so their colour, across charts.

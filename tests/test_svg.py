@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from overdrive.demo._svg import BarSeries, LineSeries, bar_chart, format_number, line_chart
+from overdrive._svg import BarSeries, LineSeries, bar_chart, format_number, line_chart
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,348 @@
+"""The hot path of a load worker: one asyncio Protocol per connection, httptools parsing, no await per request.
+
+A response completes inside the protocol's callbacks, which record its latency and, in the closed model, write the
+next request on the same connection at once: no Task, Future or coroutine per request. Request bytes were built
+before the run (`Scenario.prepare`), so sending is one `transport.write`.
+
+Times are `perf_counter_ns` integers. In the open model each request carries its *intended* send time, fixed by the
+arrival schedule before anything is sent; latency is measured from that time (so a stalled server shows in the
+figures instead of silently slowing the generator down), and the service time from the actual send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from time import perf_counter_ns
+from typing import Any
+
+import httptools
+
+from overdrive.loadtest.histogram import Histogram
+
+_NS_PER_US = 1_000
+_RECONNECT_DELAY_S = 0.05
+
+
+class WindowStats:
+    """What one worker measured during one reporting window (normally one second)."""
+
+    __slots__ = ("errors", "latency", "service", "statuses", "transport_errors")
+
+    def __init__(self, names: int, *, open_model: bool) -> None:
+        self.latency = [Histogram() for _ in range(names)]
+        self.service = [Histogram() for _ in range(names)] if open_model else None
+        self.errors = [0] * names
+        self.statuses: list[dict[int, int]] = [{} for _ in range(names)]
+        self.transport_errors: dict[str, int] = {}
+
+    def transport_error(self, kind: str) -> None:
+        """Count a request or connection that failed below HTTP (refused, reset, timed out, unparsable)."""
+        self.transport_errors[kind] = self.transport_errors.get(kind, 0) + 1
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; callbacks go straight to the engine."""
+
+    __slots__ = ("busy", "engine", "intended", "name", "parser", "sent_at", "status", "transport")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.busy = False
+        self.status = 0
+        self.name = 0
+        self.sent_at = 0
+        self.intended = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.engine.connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.engine.failed(self, "invalid response")
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_message_complete(self) -> None:
+        self.engine.completed(self, self.parser.should_keep_alive())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.engine.lost(self, exc)
+
+
+class Engine:
+    """Shared machinery of both load models: connections, the request ring, timeouts, windows."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        ring: list[tuple[int, bytes]],
+        names: int,
+        open_model: bool,
+        timeout_ns: int,
+        max_requests: int | None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.host, self.port = host, port
+        self.ring_names = [name for name, _ in ring]
+        self.ring_data = [data for _, data in ring]
+        self.ring_size = len(ring)
+        self.cursor = 0
+        self.names = names
+        self.open_model = open_model
+        self.window = WindowStats(names, open_model=open_model)
+        self.timeout_ns = timeout_ns
+        self.remaining = max_requests if max_requests is not None else -1
+        self.sent = 0
+        self.completed_count = 0
+        self.connections: set[Connection] = set()
+        self.connecting = 0
+        self.opened = 0
+        self.stopping = False
+        self.drained = asyncio.Event()
+
+    # ----------------------------------------------------------------- connections
+    def open_connection(self) -> None:
+        """Start one connection in the background; failures are counted and retried by the model."""
+        self.connecting += 1
+        self.loop.create_task(self._open())
+
+    async def _open(self) -> None:
+        try:
+            await self.loop.create_connection(lambda: Connection(self), self.host, self.port)
+        except OSError as exc:
+            self.connecting -= 1
+            self.window.transport_error(_kind(exc))
+            if not self.stopping:
+                await asyncio.sleep(_RECONNECT_DELAY_S)
+                self.connection_failed()
+        else:
+            self.connecting -= 1
+
+    def connected(self, conn: Connection) -> None:
+        """A connection is up: put it to work."""
+        self.connections.add(conn)
+        self.opened += 1
+        if self.stopping:
+            conn.transport.close()  # type: ignore[union-attr]
+        else:
+            self.idle(conn)
+
+    def lost(self, conn: Connection, exc: BaseException | None) -> None:
+        """A connection closed: finish or fail its request, then replace it unless the run is over."""
+        self.connections.discard(conn)
+        if conn.busy:
+            if conn.status and exc is None:
+                self.completed(conn, keep_alive=False)  # a body delimited by the connection's close
+                self.connections.discard(conn)
+            else:
+                conn.busy = False
+                self.window.transport_error("connection reset" if exc else "connection closed")
+                self.finish_one()
+        if not self.stopping:
+            self.replace_connection()
+        self._maybe_drained()
+
+    def failed(self, conn: Connection, kind: str) -> None:
+        """The response could not be parsed: count it and drop the connection."""
+        if conn.busy:
+            conn.busy = False
+            self.window.transport_error(kind)
+            self.finish_one()
+        conn.transport.abort()  # type: ignore[union-attr]
+
+    def check_timeouts(self) -> None:
+        """Abort connections whose request has waited longer than the timeout."""
+        deadline = perf_counter_ns() - self.timeout_ns
+        for conn in list(self.connections):
+            if conn.busy and conn.sent_at < deadline:
+                conn.busy = False
+                self.window.transport_error("timeout")
+                self.finish_one()
+                conn.transport.abort()  # type: ignore[union-attr]
+
+    # ----------------------------------------------------------------- requests
+    def send(self, conn: Connection, intended: int) -> None:
+        """Write the next request of the ring on `conn`."""
+        i = self.cursor
+        self.cursor = i + 1 if i + 1 < self.ring_size else 0
+        conn.name = self.ring_names[i]
+        conn.status = 0
+        conn.busy = True
+        now = perf_counter_ns()
+        conn.sent_at = now
+        conn.intended = intended or now
+        self.sent += 1
+        if self.remaining > 0:
+            self.remaining -= 1
+            if self.remaining == 0:
+                self.stopping = True
+        conn.transport.write(self.ring_data[i])  # type: ignore[union-attr]
+
+    def completed(self, conn: Connection, keep_alive: bool) -> None:  # noqa: FBT001 - hot path
+        """Record a finished response, then give the connection its next job."""
+        if not conn.busy:
+            return
+        now = perf_counter_ns()
+        conn.busy = False
+        window = self.window
+        name = conn.name
+        status = conn.status
+        window.latency[name].record((now - conn.intended) // _NS_PER_US)
+        if window.service is not None:
+            window.service[name].record((now - conn.sent_at) // _NS_PER_US)
+        counts = window.statuses[name]
+        counts[status] = counts.get(status, 0) + 1
+        if status >= 400:  # noqa: PLR2004
+            window.errors[name] += 1
+        self.completed_count += 1
+        self.finish_one()
+        if not keep_alive:
+            conn.transport.close()  # type: ignore[union-attr]
+        elif self.stopping:
+            self._maybe_drained()
+        else:
+            self.idle(conn)
+
+    def take_window(self) -> WindowStats:
+        """Hand over the current window's figures and start a fresh one."""
+        window, self.window = self.window, WindowStats(self.names, open_model=self.open_model)
+        return window
+
+    def in_flight(self) -> int:
+        """Requests sent and not yet finished."""
+        return sum(1 for conn in self.connections if conn.busy)
+
+    def stop(self) -> None:
+        """Send nothing more; `drained` is set once nothing is in flight."""
+        self.stopping = True
+        self._maybe_drained()
+
+    def close_all(self) -> int:
+        """Close every connection; returns how many requests were still unanswered."""
+        unanswered = self.in_flight()
+        for conn in list(self.connections):
+            conn.busy = False
+            conn.transport.close()  # type: ignore[union-attr]
+        return unanswered
+
+    def _maybe_drained(self) -> None:
+        if self.stopping and not self.drained.is_set() and self.in_flight() == 0:
+            self.drained.set()
+
+    # ----------------------------------------------------------------- model hooks
+    def idle(self, conn: Connection) -> None:
+        """A connection is free: the model decides what it does next."""
+        raise NotImplementedError
+
+    def finish_one(self) -> None:
+        """A request finished (answered or failed)."""
+
+    def replace_connection(self) -> None:
+        """A connection went away during the run."""
+        self.open_connection()
+
+    def connection_failed(self) -> None:
+        """Opening a connection failed; by default, try again."""
+        self.open_connection()
+
+
+class ClosedEngine(Engine):
+    """Closed model: a fixed number of connections, each sending its next request as soon as one is answered."""
+
+    def start(self, connections: int) -> None:
+        """Open the connections; each starts sending once it is up."""
+        for _ in range(connections):
+            self.open_connection()
+
+    def idle(self, conn: Connection) -> None:
+        """Send the next request at once."""
+        self.send(conn, 0)
+
+
+class OpenEngine(Engine):
+    """Open model: requests are due at scheduled times whatever the server does; connections grow to keep up."""
+
+    def __init__(self, *, max_connections: int, max_backlog: int, late_ns: int, **kwargs: Any) -> None:
+        super().__init__(open_model=True, **kwargs)
+        self.max_connections = max_connections
+        self.max_backlog = max_backlog
+        self.late_ns = late_ns
+        self.free: list[Connection] = []
+        self.backlog: deque[int] = deque()
+        self.late = 0
+        self.dropped = 0
+
+    def start(self, connections: int) -> None:
+        """Open the initial connections."""
+        for _ in range(connections):
+            self.open_connection()
+
+    def idle(self, conn: Connection) -> None:
+        """Serve the oldest waiting request, or park the connection."""
+        if self.backlog and not self.stopping:
+            self._dispatch(conn, self.backlog.popleft())
+        else:
+            self.free.append(conn)
+
+    def lost(self, conn: Connection, exc: BaseException | None) -> None:
+        """Forget a closed connection's free-list entry too."""
+        with contextlib.suppress(ValueError):
+            self.free.remove(conn)
+        super().lost(conn, exc)
+
+    def replace_connection(self) -> None:
+        """Reopen only if requests wait for a connection."""
+        if self.backlog:
+            self.open_connection()
+
+    def connection_failed(self) -> None:
+        """Retry while requests wait."""
+        if self.backlog:
+            self.open_connection()
+
+    def due(self, intended: int) -> None:
+        """A request is due now (its intended time has come): send it, queue it, or drop it."""
+        if self.stopping:
+            return
+        if self.free:
+            self._dispatch(self.free.pop(), intended)
+            return
+        if len(self.backlog) >= self.max_backlog:
+            self.dropped += 1
+            return
+        self.backlog.append(intended)
+        if len(self.connections) + self.connecting < self.max_connections:
+            self.open_connection()
+
+    def _dispatch(self, conn: Connection, intended: int) -> None:
+        if perf_counter_ns() - intended > self.late_ns:
+            self.late += 1
+        self.send(conn, intended)
+
+    def stop(self) -> None:
+        """Stop: requests still waiting for a connection are counted as dropped."""
+        self.dropped += len(self.backlog)
+        self.backlog.clear()
+        super().stop()
+
+
+def _kind(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "connect timeout"
+    return f"connect error ({exc.strerror or type(exc).__name__})"
+
+
+ScheduleFn = Callable[[int], int]

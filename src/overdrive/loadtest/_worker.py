@@ -1,0 +1,181 @@
+"""A load worker process: runs one engine on uvloop and streams per-second windows to the parent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection as Pipe
+from time import perf_counter_ns
+from typing import Any
+
+import orjson
+
+from overdrive.loadtest._engine import ClosedEngine, Engine, OpenEngine, WindowStats
+
+__all__ = ["WorkerConfig", "worker_main"]
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """One worker's share of a run."""
+
+    index: int
+    host: str
+    port: int
+    ring: list[tuple[int, bytes]]
+    names: int
+    connections: int
+    stages: tuple[tuple[float, float, float], ...]
+    """Open model only: (seconds, rate at start, rate at end) for this worker; empty means closed model."""
+    duration_s: float
+    max_requests: int | None
+    timeout_s: float
+    max_connections: int
+    max_backlog: int
+    late_ms: float
+    start_at: float
+    """Wall-clock time (`time.time()`) at which every worker starts, so their windows line up."""
+    window_s: float = 1.0
+
+
+def worker_main(pipe: Pipe, config: WorkerConfig) -> None:
+    """Process entry point: run the worker, report any failure to the parent as a message."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional, imported in the child only
+
+        uvloop.run(_Worker(pipe, config).run())
+    except ImportError:  # pragma: no cover - uvloop ships with overdrive's loadtest dependencies
+        asyncio.run(_Worker(pipe, config).run())
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the parent, which reports it
+        with contextlib.suppress(OSError):
+            pipe.send_bytes(orjson.dumps({"type": "error", "worker": config.index, "message": repr(exc)}))
+    finally:
+        pipe.close()
+
+
+def _rate_at(stages: tuple[tuple[float, float, float], ...], t_s: float) -> tuple[float, float]:
+    """The arrival rate at `t_s` seconds into the run, and when the stage holding it ends."""
+    start = 0.0
+    for seconds, begin, end in stages:
+        if t_s < start + seconds:
+            return begin + (end - begin) * (t_s - start) / seconds, start + seconds
+        start += seconds
+    return 0.0, float("inf")
+
+
+class _Worker:
+    def __init__(self, pipe: Pipe, config: WorkerConfig) -> None:
+        self.pipe = pipe
+        self.config = config
+        self.window_index = 0
+        self.cpu_mark = time.process_time()
+        self.wall_mark = time.perf_counter()
+
+    def _engine(self) -> Engine:
+        c = self.config
+        common: dict[str, Any] = {
+            "host": c.host,
+            "port": c.port,
+            "ring": c.ring,
+            "names": c.names,
+            "timeout_ns": int(c.timeout_s * _NS),
+            "max_requests": c.max_requests,
+        }
+        if not c.stages:
+            return ClosedEngine(open_model=False, **common)
+        return OpenEngine(
+            max_connections=c.max_connections, max_backlog=c.max_backlog, late_ns=int(c.late_ms * 1e6), **common
+        )
+
+    async def run(self) -> None:
+        c = self.config
+        engine = self._engine()
+        await asyncio.sleep(max(0.0, c.start_at - time.time()))
+        t0 = perf_counter_ns()
+        self.cpu_mark, self.wall_mark = time.process_time(), time.perf_counter()
+        end_ns = t0 + int(c.duration_s * _NS)
+        engine.start(c.connections)  # type: ignore[attr-defined]
+        tasks = [asyncio.create_task(self._windows(engine, t0)), asyncio.create_task(self._timeouts(engine))]
+        if isinstance(engine, OpenEngine):
+            tasks.append(asyncio.create_task(_schedule(engine, c.stages, t0, end_ns)))
+        while perf_counter_ns() < end_ns and not engine.stopping:
+            await asyncio.sleep(min(0.05, max(0.0, (end_ns - perf_counter_ns()) / _NS)))
+        engine.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(engine.drained.wait(), timeout=c.timeout_s)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        unanswered = engine.close_all()
+        self._send_window(engine, engine.take_window())
+        late = engine.late if isinstance(engine, OpenEngine) else 0
+        dropped = engine.dropped if isinstance(engine, OpenEngine) else 0
+        self._send(
+            {
+                "type": "done",
+                "sent": engine.sent,
+                "completed": engine.completed_count,
+                "unanswered": unanswered,
+                "opened": engine.opened,
+                "late": late,
+                "dropped": dropped,
+                "elapsed_s": (perf_counter_ns() - t0) / _NS,
+            }
+        )
+        await asyncio.sleep(0)
+
+    async def _windows(self, engine: Engine, t0: int) -> None:
+        step = int(self.config.window_s * _NS)
+        while True:
+            target = t0 + (self.window_index + 1) * step
+            await asyncio.sleep(max(0.0, (target - perf_counter_ns()) / _NS))
+            self._send_window(engine, engine.take_window())
+
+    async def _timeouts(self, engine: Engine) -> None:
+        while True:
+            await asyncio.sleep(min(0.1, self.config.timeout_s / 4))
+            engine.check_timeouts()
+
+    def _send_window(self, engine: Engine, window: WindowStats) -> None:
+        cpu, wall = time.process_time(), time.perf_counter()
+        message = {
+            "type": "window",
+            "window": self.window_index,
+            "latency": [h.to_dict() if h.count else None for h in window.latency],
+            "service": None if window.service is None else [h.to_dict() if h.count else None for h in window.service],
+            "errors": window.errors,
+            "statuses": [{str(k): v for k, v in s.items()} for s in window.statuses],
+            "transport_errors": window.transport_errors,
+            "sent": engine.sent,
+            "connections": len(engine.connections),
+            "late": engine.late if isinstance(engine, OpenEngine) else 0,
+            "dropped": engine.dropped if isinstance(engine, OpenEngine) else 0,
+            "cpu_s": cpu - self.cpu_mark,
+            "wall_s": wall - self.wall_mark,
+        }
+        self.cpu_mark, self.wall_mark = cpu, wall
+        self.window_index += 1
+        self._send(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        message["worker"] = self.config.index
+        self.pipe.send_bytes(orjson.dumps(message))
+
+
+async def _schedule(engine: OpenEngine, stages: tuple[tuple[float, float, float], ...], t0: int, end_ns: int) -> None:
+    """Mark requests due at their intended times, batching those that fall due between two wake-ups."""
+    next_ns = t0
+    while not engine.stopping and next_ns < end_ns:
+        now = perf_counter_ns()
+        while next_ns <= now and next_ns < end_ns:
+            rate, stage_end = _rate_at(stages, (next_ns - t0) / _NS)
+            if rate <= 0:
+                next_ns = t0 + int(stage_end * _NS) if stage_end != float("inf") else end_ns
+                continue
+            engine.due(next_ns)
+            next_ns += max(1, int(_NS / rate))
+        await asyncio.sleep(max(0.0, (next_ns - perf_counter_ns()) / _NS))

@@ -1,0 +1,92 @@
+"""A test server for the coordinated-omission self-test: answers in about 1 ms, except for one stall.
+
+From `stall_after_s` seconds after its first request, the server holds every response for `stall_s` seconds (as a
+stop-the-world pause would), then answers everything at once and carries on. Under an open-model load at rate R
+over T seconds, the requests that arrive during the stall wait between 0 and `stall_s`, uniformly, so the latency
+distribution has a known tail: with stalled share f = stall_s / T, the p-th percentile (for p > 1 - f) is
+``stall_s * (1 - (1 - p) / f)``. A closed-model run against the same server sees only as many slow requests as it
+has connections, and reports a tail that hides the stall.
+
+Run it as ``python -m overdrive.loadtest.stallserver PORT [STALL_AFTER_S] [STALL_S]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+__all__ = ["StallServer", "expected_percentile", "main"]
+
+_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+_SERVICE_S = 0.001
+
+
+def expected_percentile(p: float, *, stall_s: float, duration_s: float, service_s: float = _SERVICE_S) -> float:
+    """The analytic p-th percentile (p in 0..100) of open-model latency, in seconds, for one stall in a run."""
+    share = stall_s / duration_s
+    tail = 1 - p / 100
+    if tail >= share:
+        return service_s
+    return stall_s * (1 - tail / share) + service_s
+
+
+class StallServer(asyncio.Protocol):
+    """The server's protocol; one instance per connection, sharing the clock in `state`."""
+
+    def __init__(self, state: dict[str, float]) -> None:
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        loop = asyncio.get_running_loop()
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            self.buffer = self.buffer[end + 4 :]
+            now = time.monotonic()
+            state = self.state
+            if state["first"] == 0:
+                state["first"] = now
+            stall_start = state["first"] + state["after"]
+            stall_end = stall_start + state["stall"]
+            delay = _SERVICE_S + (stall_end - now if stall_start <= now < stall_end else 0.0)
+            loop.call_later(delay, self._answer)
+
+    def _answer(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_RESPONSE)
+
+
+async def serve(port: int, stall_after_s: float, stall_s: float) -> None:
+    """Serve on 127.0.0.1:`port` until cancelled."""
+    state = {"first": 0.0, "after": stall_after_s, "stall": stall_s}
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: StallServer(state), "127.0.0.1", port, backlog=4096)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``PORT [STALL_AFTER_S] [STALL_S]``."""
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 3:  # noqa: PLR2004
+        print("usage: python -m overdrive.loadtest.stallserver PORT [STALL_AFTER_S] [STALL_S]", file=sys.stderr)  # noqa: T201
+        return 2
+    port = int(args[0])
+    after = float(args[1]) if len(args) > 1 else 2.0
+    stall = float(args[2]) if len(args) > 2 else 1.0  # noqa: PLR2004
+    try:
+        import uvloop  # noqa: PLC0415
+
+        uvloop.run(serve(port, after, stall))
+    except ImportError:  # pragma: no cover
+        asyncio.run(serve(port, after, stall))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
