@@ -1,3 +1,5 @@
 """`overdrive load` and `overdrive compare`: a fast load generator with true latency, and a regression gate."""
 
-__all__: list[str] = []
+from overdrive.loadtest.histogram import Histogram, TimeSeries
+
+__all__ = ["Histogram", "TimeSeries"]
