@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -79,6 +80,9 @@ class WrkResult:
     requests: int
     non_2xx: int = 0
     socket_errors: int = 0
+    # CPU that neither the server nor wrk used, as a share of one core during the run: other tenants.
+    foreign_cpu_server_core: float = 0.0
+    foreign_cpu_loadgen_core: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -104,6 +108,7 @@ class Cell:
     rounds: int
     non_2xx: int
     socket_errors: int
+    max_foreign_cpu: float
     per_round_rps: list[float] = field(default_factory=list)
 
 
@@ -210,8 +215,12 @@ def wait_ready(port: int, path: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], env: dict[str, str], port: int, ready_path: str, log: Path) -> Iterator[None]:
-    """Run the server pinned to the server core for the duration of the block, then stop its process group."""
+def serving(command: list[str], env: dict[str, str], port: int, ready_path: str, log: Path) -> Iterator[int]:
+    """Run the server pinned to the server core for the block, then stop its process group.
+
+    Yields:
+        The id of the server's process group (the server and any worker processes it spawns).
+    """
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             ["taskset", "-c", SERVER_CORE, *command],
@@ -223,7 +232,7 @@ def serving(command: list[str], env: dict[str, str], port: int, ready_path: str,
         )
         try:
             wait_ready(port, ready_path, process)
-            yield
+            yield process.pid
         finally:
             stop(process)
 
@@ -281,6 +290,71 @@ def run_wrk(command: list[str], duration: int) -> str:
     return completed.stdout
 
 
+# ---------------------------------------------------------------- other tenants on the cores
+
+
+def _core_busy_ticks(core: str) -> int:
+    """Busy clock ticks of one core since boot (everything but idle and iowait), from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(n) for n in line.split()[1:9]]
+            return sum(ticks) - ticks[3] - ticks[4]
+    msg = f"/proc/stat has no line for core {core}."
+    raise RuntimeError(msg)
+
+
+def _group_ticks(group: int) -> int:
+    """User + system clock ticks used so far by the live processes of one process group."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # fields after "pid (comm) ", starting at state
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+class CPUMeter:
+    """Measure how much CPU other tenants took on the server's and wrk's cores while wrk ran.
+
+    The server is pinned to one core and wrk to the other, so any other busy time on those cores was
+    stolen by processes outside this benchmark: a shared machine's noise, reported next to each result.
+    wrk's own time is read from the children's resource usage, since it is waited for inside the block.
+    """
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+        self.foreign_server_core = 0.0
+        self.foreign_loadgen_core = 0.0
+
+    def _sample(self) -> tuple[float, int, int, int, float]:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (
+            time.monotonic(),
+            _core_busy_ticks(SERVER_CORE),
+            _core_busy_ticks(LOADGEN_CORE),
+            _group_ticks(self.group),
+            children.ru_utime + children.ru_stime,
+        )
+
+    def __enter__(self) -> CPUMeter:
+        self._start = self._sample()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        end = self._sample()
+        hz = os.sysconf("SC_CLK_TCK")
+        elapsed = (end[0] - self._start[0]) or 1.0
+        server_core, loadgen_core, server, wrk = (
+            b - a for a, b in zip(self._start[1:], end[1:], strict=True)
+        )
+        self.foreign_server_core = max(0.0, (server_core - server) / hz / elapsed)
+        self.foreign_loadgen_core = max(0.0, (loadgen_core / hz - wrk) / elapsed)
+
+
 # ---------------------------------------------------------------- the interleaved schedule
 
 
@@ -302,8 +376,8 @@ def measure(args: argparse.Namespace, apps: list[App]) -> list[Run]:
                 where = {"round_": round_, "server": server, "app": app}
                 print(f"[round {round_}/{args.rounds}] {app.name} on {server} (port {port})", flush=True)
                 try:
-                    with serving(command, env, port, app.ready_path, log):
-                        runs += [measure_endpoint(args, e, port, **where) for e in app.endpoints]
+                    with serving(command, env, port, app.ready_path, log) as group:
+                        runs += [measure_endpoint(args, e, port, group, **where) for e in app.endpoints]
                 except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
                     print(f"    FAILED: {exc} (server log: {log})", flush=True)
                     runs.append(Run(round=round_, server=server, app=app.name, endpoint="*", command=command))
@@ -312,7 +386,7 @@ def measure(args: argparse.Namespace, apps: list[App]) -> list[Run]:
 
 
 def measure_endpoint(
-    args: argparse.Namespace, endpoint: Endpoint, port: int, *, round_: int, server: str, app: App
+    args: argparse.Namespace, endpoint: Endpoint, port: int, group: int, *, round_: int, server: str, app: App
 ) -> Run:
     """Warm the endpoint up briefly (not recorded), then measure it once.
 
@@ -326,7 +400,13 @@ def measure_endpoint(
     command = wrk_command(endpoint, port, endpoint.duration)
     run = Run(round=round_, server=server, app=app.name, endpoint=endpoint.name, command=command)
     try:
-        run.result = parse_wrk(run_wrk(command, endpoint.duration))
+        with CPUMeter(group) as meter:
+            output = run_wrk(command, endpoint.duration)
+        run.result = replace(
+            parse_wrk(output),
+            foreign_cpu_server_core=meter.foreign_server_core,
+            foreign_cpu_loadgen_core=meter.foreign_loadgen_core,
+        )
     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
         run.error = str(exc)
         print(f"    {endpoint.name}: FAILED: {exc}", flush=True)
@@ -335,7 +415,8 @@ def measure_endpoint(
     errors = f"  non-2xx={r.non_2xx} socket-errors={r.socket_errors}" if r.non_2xx or r.socket_errors else ""
     print(
         f"    {endpoint.name:<20} {r.requests_per_s:>10.1f} req/s  p50 {r.p50_ms:8.2f} ms  "
-        f"p99 {r.p99_ms:8.2f} ms{errors}",
+        f"p99 {r.p99_ms:8.2f} ms  foreign CPU core{SERVER_CORE} {r.foreign_cpu_server_core:4.0%} "
+        f"core{LOADGEN_CORE} {r.foreign_cpu_loadgen_core:4.0%}{errors}",
         flush=True,
     )
     return run
@@ -358,6 +439,7 @@ def summarise(runs: list[Run]) -> dict[tuple[str, str, str], Cell]:
             rounds=len(results),
             non_2xx=sum(r.non_2xx for r in results),
             socket_errors=sum(r.socket_errors for r in results),
+            max_foreign_cpu=max(max(r.foreign_cpu_server_core, r.foreign_cpu_loadgen_core) for r in results),
             per_round_rps=[r.requests_per_s for r in results],
         )
         for key, results in groups.items()
@@ -386,10 +468,10 @@ def markdown(runs: list[Run], cells: dict[tuple[str, str, str], Cell], servers: 
         endpoints = list(dict.fromkeys(e for a, e, _ in cells if a == app))
         lines += [f"### {app}", ""]
         lines.append(
-            "| endpoint | server | req/s (median) | p50 ms | p99 ms | rounds | errors | "
+            "| endpoint | server | req/s (median) | p50 ms | p99 ms | rounds | errors | foreign CPU (max) | "
             f"{num}/{den} req/s (median of per-round ratios, min-max) |"
         )
-        lines.append("|---|---|---:|---:|---:|---:|---:|---|")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
         for endpoint in endpoints:
             ratios = paired_ratios(runs, app, endpoint, num, den)
             spread = "-"
@@ -398,12 +480,13 @@ def markdown(runs: list[Run], cells: dict[tuple[str, str, str], Cell], servers: 
             for i, server in enumerate(servers):
                 cell = cells.get((app, endpoint, server))
                 if cell is None:
-                    lines.append(f"| `{endpoint}` | {server} | failed | | | 0 | | |")
+                    lines.append(f"| `{endpoint}` | {server} | failed | | | 0 | | | |")
                     continue
                 errors = cell.non_2xx + cell.socket_errors
                 lines.append(
                     f"| `{endpoint}` | {server} | {cell.requests_per_s:,.0f} | {_fmt_ms(cell.p50_ms)} | "
-                    f"{_fmt_ms(cell.p99_ms)} | {cell.rounds} | {errors} | {spread if i == 0 else ''} |"
+                    f"{_fmt_ms(cell.p99_ms)} | {cell.rounds} | {errors} | {cell.max_foreign_cpu:.0%} | "
+                    f"{spread if i == 0 else ''} |"
                 )
         lines.append("")
     return "\n".join(lines)
@@ -453,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     if (os.cpu_count() or 1) < 2:
         print("This benchmark needs two cores: one for the server, one for wrk.", file=sys.stderr)
         return 2
+    # This orchestrator is idle while wrk runs, but keep it off the server's core all the same.
+    os.sched_setaffinity(0, {int(LOADGEN_CORE)})
     started = datetime.now(UTC)
     print(f"Servers {args.servers}, apps {args.apps}, {args.rounds} interleaved rounds.", flush=True)
     runs = measure(args, [known[a] for a in args.apps])
