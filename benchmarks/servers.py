@@ -348,9 +348,7 @@ class CPUMeter:
         end = self._sample()
         hz = os.sysconf("SC_CLK_TCK")
         elapsed = (end[0] - self._start[0]) or 1.0
-        server_core, loadgen_core, server, wrk = (
-            b - a for a, b in zip(self._start[1:], end[1:], strict=True)
-        )
+        server_core, loadgen_core, server, wrk = (b - a for a, b in zip(self._start[1:], end[1:], strict=True))
         self.foreign_server_core = max(0.0, (server_core - server) / hz / elapsed)
         self.foreign_loadgen_core = max(0.0, (loadgen_core / hz - wrk) / elapsed)
 
@@ -552,9 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(),
         "settings": {k: str(v) for k, v in vars(args).items()},
         "server_commands": {
-            f"{s}/{a}": " ".join(server_command(s, known[a], 0, args.bin_dir))
-            for s in args.servers
-            for a in args.apps
+            f"{s}/{a}": " ".join(server_command(s, known[a], 0, args.bin_dir)) for s in args.servers for a in args.apps
         },
         "runs": [asdict(run) for run in runs],
         "summary": [{"app": a, "endpoint": e, "server": s, **asdict(c)} for (a, e, s), c in cells.items()],

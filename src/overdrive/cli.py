@@ -72,7 +72,7 @@ def main() -> None:
     help="Warm-up seconds per profile.",
 )
 @click.option("--concurrency", type=click.IntRange(min=1, max=1024), default=16, show_default=True)
-@click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn", show_default=True)
+@click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian", show_default=True)
 @click.option(
     "--profile", "profiles", type=click.Choice(["naive", "tuned"]), multiple=True,
     help="Profile to run (repeatable); default: naive then tuned.",
@@ -135,7 +135,7 @@ def demo_seed(scale: float, data_dir: Path, database_url: str | None) -> None:
 @click.option("--profile", type=click.Choice(["naive", "tuned"]), default="naive", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn", show_default=True)
+@click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian", show_default=True)
 def demo_serve(
     scale: float, data_dir: Path, database_url: str | None, profile: str, host: str, port: int, server: str
 ) -> None:
@@ -154,29 +154,54 @@ def demo_serve(
 
 @main.command("load")
 @click.argument("url", required=False)
-@click.option("-c", "--connections", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Closed model: connections kept busy. Open model: connections opened up front.")
+@click.option(
+    "-c",
+    "--connections",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Closed model: connections kept busy. Open model: connections opened up front.",
+)
 @click.option("-d", "--duration", default="10s", show_default=True, help="How long to send, e.g. 30s or 2m.")
-@click.option("--rate", type=click.FloatRange(min=0), default=None,
-              help="Open model: requests per second on a fixed schedule (latency counted from intended send time).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Open model: requests per second on a fixed schedule (latency counted from intended send time).",
+)
 @click.option("--stage", "stages", multiple=True, help="Open model: ramp DURATION:RATE after --rate (repeatable).")
-@click.option("-n", "--requests", "max_requests", type=click.IntRange(min=1), default=None,
-              help="Stop after this many requests.")
+@click.option(
+    "-n", "--requests", "max_requests", type=click.IntRange(min=1), default=None, help="Stop after this many requests."
+)
 @click.option("--procs", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores - 1).")
 @click.option("--timeout", default="10s", show_default=True, help="Per-request timeout.")
 @click.option("-m", "--method", default="GET", show_default=True)
 @click.option("-H", "--header", "headers", multiple=True, help="Extra header 'Name: value' (repeatable).")
 @click.option("--body", default=None, help="Request body, or @FILE to read it from a file.")
-@click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A Python file defining `scenario` (see overdrive.loadtest.scenario).")
+@click.option(
+    "--scenario",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A Python file defining `scenario` (see overdrive.loadtest.scenario).",
+)
 @click.option("--threshold", "thresholds", multiple=True, help="Gate, e.g. 'p99<50ms' or 'errors<0.1%'.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the result as JSON (schema overdrive.load/1).")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a self-contained HTML report.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the result as JSON (schema overdrive.load/1).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a self-contained HTML report.",
+)
 @click.option("--allow-host", "allow_hosts", multiple=True, help="A non-loopback host that may be loaded.")
 @click.option("--quiet", is_flag=True, help="No live progress.")
-def load(  # noqa: PLR0913 - one argument per option
+def load(
     url: str | None,
     connections: int,
     duration: str,

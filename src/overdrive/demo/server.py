@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_SERVER", "SERVERS", "RunningServer", "ServerName", "free_por
 
 ServerName = Literal["uvicorn", "granian"]
 SERVERS: tuple[ServerName, ...] = get_args(ServerName)
-DEFAULT_SERVER: ServerName = "uvicorn"
+DEFAULT_SERVER: ServerName = "granian"  # measured: BENCHMARKS.md, "Server choice"
 APP_FACTORY = "overdrive.demo.app:create_app_from_env"
 
 

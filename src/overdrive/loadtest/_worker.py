@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection as Pipe
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from overdrive.loadtest._engine import ClosedEngine, Engine, OpenEngine, WindowStats
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection as Pipe
 
 __all__ = ["WorkerConfig", "worker_main"]
 
@@ -102,7 +104,7 @@ class _Worker:
         tasks = [asyncio.create_task(self._windows(engine, t0)), asyncio.create_task(self._timeouts(engine))]
         if isinstance(engine, OpenEngine):
             tasks.append(asyncio.create_task(_schedule(engine, c.stages, t0, end_ns)))
-        while perf_counter_ns() < end_ns and not engine.stopping:
+        while perf_counter_ns() < end_ns and not engine.stopping:  # noqa: ASYNC110 - a deadline or a request cap
             await asyncio.sleep(min(0.05, max(0.0, (end_ns - perf_counter_ns()) / _NS)))
         engine.stop()
         with contextlib.suppress(TimeoutError):

@@ -55,6 +55,7 @@ class LoadCommand:
 
         Raises:
             ConfigurationError: an option is malformed or contradicts another.
+
         """
         if self.scenario is not None:
             scenario = load_scenario(self.scenario)
@@ -105,7 +106,7 @@ class LoadCommand:
         outcomes = evaluate(gates, result.metrics(), by_name=result.name_metrics())
         result = replace(
             result,
-            thresholds=[{"expression": o.threshold.text, "passed": o.passed, "message": o.message} for o in outcomes],
+            thresholds=[{"expression": o.threshold.source, "passed": o.passed, "message": o.message} for o in outcomes],
         )
         console.print(render_table(result))
         for line in summary_lines(result):

@@ -122,7 +122,7 @@ class LoadResult:
     def metrics(self) -> dict[str, float]:
         """Flat metrics for thresholds: latency in ms, error/late/dropped shares as fractions, rps."""
         attempted = max(1, self.attempted)
-        flat: dict[str, float] = {key: value for key, value in self.latency.percentiles.items()}
+        flat: dict[str, float] = dict(self.latency.percentiles.items())
         flat.update(
             mean=self.latency.mean,
             max=self.latency.max,

@@ -14,12 +14,11 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -27,7 +26,11 @@ from overdrive.exceptions import ConfigurationError, LoadTestError
 from overdrive.loadtest._worker import WorkerConfig, worker_main
 from overdrive.loadtest.histogram import Histogram
 from overdrive.loadtest.result import LatencyStats, LoadResult, NameResult, TimelinePoint
-from overdrive.loadtest.scenario import Scenario
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from overdrive.loadtest.scenario import Scenario
 
 __all__ = ["LoadOptions", "Progress", "Stage", "check_target", "default_procs", "run_load"]
 
@@ -65,6 +68,7 @@ class LoadOptions:
         late_ms: open model: a request sent this much after its intended time counts as late.
         allow_hosts: hosts other than loopback that may be targeted (the project's own test hosts).
         cpus: cores to pin the workers to, shared round-robin (empty: no pinning).
+
     """
 
     connections: int = 64
@@ -149,6 +153,7 @@ def check_target(host: str, port: int, allow_hosts: Sequence[str] = (), timeout_
     Raises:
         ConfigurationError: the host is not loopback nor allowed.
         LoadTestError: the target cannot be reached.
+
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -275,6 +280,7 @@ def run_load(
     Raises:
         ConfigurationError: the target is not allowed.
         LoadTestError: the target is unreachable, or a worker failed.
+
     """
     check_target(scenario.host, scenario.port, options.allow_hosts)
     procs = options.procs

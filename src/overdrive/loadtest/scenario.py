@@ -65,6 +65,7 @@ class Choice:
             raise ConfigurationError(msg)
 
     def __call__(self, rng: random.Random) -> object:
+        """Draw one value."""
         return self.values[int(rng.random() * len(self.values))]
 
 
@@ -78,6 +79,7 @@ class Uniform:
         self.low, self.high = low, high
 
     def __call__(self, rng: random.Random) -> object:
+        """Draw one value."""
         return rng.randint(self.low, self.high)
 
 
@@ -95,6 +97,7 @@ class Zipf:
         self._cum = list(itertools.accumulate(1.0 / (k**exponent) for k in range(1, len(self.values) + 1)))
 
     def __call__(self, rng: random.Random) -> object:
+        """Draw one value."""
         return self.values[bisect.bisect(self._cum, rng.random() * self._cum[-1])]
 
 
@@ -118,6 +121,7 @@ class RequestTemplate:
         headers: extra headers; values may hold placeholders too.
         body: request body template (str or bytes); a str is encoded as UTF-8.
         values: the pool for each placeholder.
+
     """
 
     path: str
@@ -241,6 +245,7 @@ def load_scenario(path: str | Path, *, attribute: str = "scenario") -> Scenario:
 
     Raises:
         ConfigurationError: the file is missing, fails to import, or defines no usable scenario.
+
     """
     file = Path(path)
     if not file.is_file():

@@ -40,9 +40,11 @@ class StallServer(asyncio.Protocol):
         self.buffer = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport to answer on."""
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        """Schedule an answer for every complete request head received (bodies are not expected)."""
         self.buffer += data
         loop = asyncio.get_running_loop()
         while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
