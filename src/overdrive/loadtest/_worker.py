@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from time import perf_counter_ns
@@ -59,14 +60,32 @@ def worker_main(pipe: Pipe, config: WorkerConfig) -> None:
         pipe.close()
 
 
-def _rate_at(stages: tuple[tuple[float, float, float], ...], t_s: float) -> tuple[float, float]:
-    """The arrival rate at `t_s` seconds into the run, and when the stage holding it ends."""
+def next_arrival(stages: tuple[tuple[float, float, float], ...], t_s: float) -> float:
+    """When the next request is due after one due at `t_s`: the time at which one more arrival has accumulated.
+
+    The rate is piecewise linear, so within a segment the arrivals accumulated over a step d from t are
+    r(t) * d + slope * d**2 / 2; the step that makes this 1 is solved exactly, carrying over segment ends.
+    Returns infinity when the schedule holds no further arrival.
+    """
+    need = 1.0
     start = 0.0
     for seconds, begin, end in stages:
-        if t_s < start + seconds:
-            return begin + (end - begin) * (t_s - start) / seconds, start + seconds
-        start += seconds
-    return 0.0, float("inf")
+        stop = start + seconds
+        if t_s >= stop:
+            start = stop
+            continue
+        slope = (end - begin) / seconds
+        rate = begin + slope * (t_s - start)
+        room = stop - t_s
+        available = rate * room + slope * room * room / 2
+        if available >= need:
+            if slope == 0:
+                return t_s + need / rate
+            step = (-rate + math.sqrt(rate * rate + 2 * slope * need)) / slope
+            return t_s + min(step, room)
+        need -= available
+        t_s = start = stop
+    return math.inf
 
 
 class _Worker:
@@ -170,14 +189,12 @@ class _Worker:
 
 async def _schedule(engine: OpenEngine, stages: tuple[tuple[float, float, float], ...], t0: int, end_ns: int) -> None:
     """Mark requests due at their intended times, batching those that fall due between two wake-ups."""
-    next_ns = t0
+    t_s = next_arrival(stages, 0.0) if stages and stages[0][1] <= 0 else 0.0
+    next_ns = t0 + int(t_s * _NS) if math.isfinite(t_s) else end_ns
     while not engine.stopping and next_ns < end_ns:
         now = perf_counter_ns()
         while next_ns <= now and next_ns < end_ns:
-            rate, stage_end = _rate_at(stages, (next_ns - t0) / _NS)
-            if rate <= 0:
-                next_ns = t0 + int(stage_end * _NS) if stage_end != float("inf") else end_ns
-                continue
             engine.due(next_ns)
-            next_ns += max(1, int(_NS / rate))
+            t_s = next_arrival(stages, t_s)
+            next_ns = t0 + int(t_s * _NS) if math.isfinite(t_s) else end_ns
         await asyncio.sleep(max(0.0, (next_ns - perf_counter_ns()) / _NS))

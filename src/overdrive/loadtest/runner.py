@@ -416,7 +416,7 @@ def _result(scenario: Scenario, options: LoadOptions, aggregate: _Aggregator, st
     result = LoadResult(
         target=scenario.base_url,
         model="open" if options.open_model else "closed",
-        options={k: v for k, v in asdict(options).items() if k != "cpus"},
+        options=orjson.loads(orjson.dumps({k: v for k, v in asdict(options).items() if k != "cpus"})),
         started_at=started_at,
         elapsed_s=elapsed,
         procs=aggregate.procs,

@@ -160,13 +160,13 @@ class RequestTemplate:
     def encode(self, rng: random.Random, host: str, name_index: int) -> PreparedRequest:
         """Draw values from the pools and build the request bytes."""
         drawn = {key: pool(rng) for key, pool in self.values.items()}
-        path = self.path.format(**drawn) if drawn else self.path
+        path = self.path.format(**drawn)
         if isinstance(self.body, str):
-            body: bytes | None = (self.body.format(**drawn) if drawn else self.body).encode()
+            body: bytes | None = self.body.format(**drawn).encode()
         else:
             body = self.body
         lines = [f"{self.method} {path} HTTP/1.1", f"Host: {host}"]
-        lines += [f"{k}: {v.format(**drawn) if drawn else v}" for k, v in self.headers.items()]
+        lines += [f"{k}: {v.format(**drawn)}" for k, v in self.headers.items()]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -205,10 +205,13 @@ class Scenario:
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         base = f"{parts.scheme}://{parts.netloc}"
-        escaped = path.replace("{", "{{").replace("}", "}}")
+
+        def literal(text: str) -> str:
+            return text.replace("{", "{{").replace("}", "}}")
+
         template = RequestTemplate(
-            escaped, method=method, name=f"{method.upper()} {parts.path or '/'}", headers=dict(headers or {}),
-            body=body,
+            literal(path), method=method, name=f"{method.upper()} {parts.path or '/'}",
+            headers={k: literal(v) for k, v in (headers or {}).items()}, body=body,
         )  # fmt: skip
         return cls(base, [template])
 
