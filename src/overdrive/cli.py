@@ -83,6 +83,13 @@ def main() -> None:
     default=Path("reports"),
     show_default=True,
 )
+@click.option(
+    "--driver",
+    type=click.Choice(["load", "httpx"]),
+    default="load",
+    show_default=True,
+    help="Load generator: `overdrive load` (fast, HDR percentiles) or the simple httpx closed loop.",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -95,11 +102,14 @@ def demo(
     server: str,
     profiles: tuple[str, ...],
     report_dir: Path,
+    driver: str,
 ) -> None:
     """Run the reference shop in each profile under load and compare them side by side."""
     if ctx.invoked_subcommand is not None:
         return
-    from overdrive.demo.runner import DemoOptions, DemoRunner  # noqa: PLC0415 - loads the web stack on demand
+    from overdrive.demo.driver import HTTPXDriver  # noqa: PLC0415 - loads the web stack on demand
+    from overdrive.demo.loaddriver import LoadDriver  # noqa: PLC0415
+    from overdrive.demo.runner import DemoOptions, DemoRunner  # noqa: PLC0415
 
     options = DemoOptions(
         settings=_settings(scale, data_dir, database_url),
@@ -110,7 +120,8 @@ def demo(
         concurrency=concurrency,
         report_dir=report_dir,
     )
-    _run(lambda: DemoRunner(options).run())
+    chosen = LoadDriver() if driver == "load" else HTTPXDriver()
+    _run(lambda: DemoRunner(options, driver=chosen).run())
 
 
 @demo.command("seed")

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from overdrive.demo.database import create_engine
-from overdrive.demo.driver import DriveProgress, Driver, DriveSpec, HTTPXDriver
+from overdrive.demo.driver import DriveProgress, Driver, DriveSpec
+from overdrive.demo.loaddriver import LoadDriver
 from overdrive.demo.report import render_endpoint_table, render_table, write_html
 from overdrive.demo.results import DemoResult, EndpointResult, ProfileResult
 from overdrive.demo.seed import SeedStatus, ensure_seeded, reset_writes
@@ -99,7 +100,7 @@ class DemoRunner:
 
     def __init__(self, options: DemoOptions, *, driver: Driver | None = None, console: Console | None = None):
         self.options = options
-        self.driver: Driver = driver or HTTPXDriver()
+        self.driver: Driver = driver or LoadDriver()
         self.console = console or Console()
 
     def run(self) -> tuple[DemoResult, Path]:

@@ -65,7 +65,10 @@ class ShopWorkload:
     def next(self) -> Request:
         """The next request of the mix."""
         spec = self._rng.choices(self.mix, weights=self._weights)[0]
-        rng = self._rng
+        return self.draw(spec, self._rng)
+
+    def draw(self, spec: RequestSpec, rng: random.Random) -> Request:
+        """A concrete request of kind `spec`, with its values drawn from `rng`."""
         if spec.route == "/products":
             sort = rng.choice(("newest", "price_asc", "price_desc"))
             query = f"sort={sort}&page={rng.randint(1, 50)}&page_size=20"
@@ -81,12 +84,12 @@ class ShopWorkload:
             return Request(spec, f"/search?q={rng.choice(words.NOUNS)}")
         if spec.route == "/orders":
             items = [{"product_id": p, "quantity": 1} for p in rng.sample(self._hot, rng.randint(1, 3))]
-            body = orjson.dumps({"user_id": self._ordinary_user(), "items": items})
+            body = orjson.dumps({"user_id": self._ordinary_user(rng), "items": items})
             return Request(spec, "/orders", body)
         if spec.route == "/orders/export":
-            return Request(spec, f"/orders/export?user_id={self._ordinary_user()}")
+            return Request(spec, f"/orders/export?user_id={self._ordinary_user(rng)}")
         msg = f"The shop workload has no request generator for route {spec.route!r}."
         raise ValueError(msg)
 
-    def _ordinary_user(self) -> int:
-        return self._rng.randint(self.plan.power_users + 1, self.plan.users)
+    def _ordinary_user(self, rng: random.Random) -> int:
+        return rng.randint(self.plan.power_users + 1, self.plan.users)

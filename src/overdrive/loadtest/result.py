@@ -59,6 +59,7 @@ class TimelinePoint:
     errors: int
     p50: float
     p90: float
+    p95: float
     p99: float
     max: float
 

@@ -260,13 +260,14 @@ class _Aggregator:
 
 
 def _point(second: int, histogram: Histogram, errors: int) -> TimelinePoint:
-    values = histogram.percentiles((50.0, 90.0, 99.0)) if histogram.count else {}
+    values = histogram.percentiles((50.0, 90.0, 95.0, 99.0)) if histogram.count else {}
     return TimelinePoint(
         second=second,
         requests=histogram.count,
         errors=errors,
         p50=values.get(50.0, 0) / 1000,
         p90=values.get(90.0, 0) / 1000,
+        p95=values.get(95.0, 0) / 1000,
         p99=values.get(99.0, 0) / 1000,
         max=(histogram.max if histogram.count else 0) / 1000,
     )

@@ -13,6 +13,8 @@ Run it as ``python -m overdrive.loadtest.stallserver PORT [STALL_AFTER_S] [STALL
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 import time
 
@@ -68,8 +70,10 @@ async def serve(port: int, stall_after_s: float, stall_s: float) -> None:
     state = {"first": 0.0, "after": stall_after_s, "stall": stall_s}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: StallServer(state), "127.0.0.1", port, backlog=4096)
-    async with server:
-        await server.serve_forever()
+    serving = asyncio.ensure_future(server.serve_forever())
+    loop.add_signal_handler(signal.SIGTERM, serving.cancel)  # a clean exit on terminate()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
 
 
 def main(argv: list[str] | None = None) -> int:
