@@ -245,6 +245,73 @@ def load(
     raise SystemExit(command.run(Console()))
 
 
+@main.command("compare")
+@click.argument("url_a")
+@click.argument("url_b")
+@click.option("--runs", type=click.IntRange(min=2, max=200), default=10, show_default=True, help="Runs per side.")
+@click.option(
+    "--metric",
+    default="p50",
+    show_default=True,
+    help="What to compare: p50, p90, p95, p99, p99.9, mean, max (ms), rps, errors.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0001, 0.5),
+    default=0.05,
+    show_default=True,
+    help="Significance level of the one-sided Mann-Whitney U test.",
+)
+@click.option("--min-effect", default="5%", show_default=True, help="Smallest change of medians that counts.")
+@click.option("-c", "--connections", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("-d", "--duration", default="3s", show_default=True, help="Length of each run.")
+@click.option("--rate", type=click.FloatRange(min=0), default=None, help="Open model at this rate instead.")
+@click.option("--procs", type=click.IntRange(min=1), default=None, help="Worker processes per run.")
+@click.option(
+    "--scenario",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A scenario file; its requests are sent to both URLs.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write samples and verdict as JSON (schema overdrive.compare/1).",
+)
+@click.option("--allow-host", "allow_hosts", multiple=True, help="A non-loopback host that may be loaded.")
+def compare(
+    url_a: str,
+    url_b: str,
+    runs: int,
+    metric: str,
+    alpha: float,
+    min_effect: str,
+    connections: int,
+    duration: str,
+    rate: float | None,
+    procs: int | None,
+    scenario: Path | None,
+    json_path: Path | None,
+    allow_hosts: tuple[str, ...],
+) -> None:
+    """Decide whether URL_B is slower than URL_A from interleaved runs (A B A B ...).
+
+    Exit status: 0 no regression, 1 regression, 2 not enough data or an environment error.
+    """
+    from overdrive.loadtest.command import CompareCommand, LoadCommand  # noqa: PLC0415 - loaded on demand
+
+    load = LoadCommand(
+        url=url_a, connections=connections, duration=duration, rate=rate, procs=procs, scenario=scenario,
+        allow_hosts=allow_hosts, quiet=True,
+    )  # fmt: skip
+    command = CompareCommand(
+        load=load, url_b=url_b, runs=runs, metric=metric, alpha=alpha, min_effect=min_effect, json_path=json_path
+    )
+    raise SystemExit(command.run(Console()))
+
+
 def _run(work: Callable[[], T]) -> T:
     try:
         return work()

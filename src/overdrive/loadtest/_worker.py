@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +40,9 @@ class WorkerConfig:
     max_connections: int
     max_backlog: int
     late_ms: float
-    start_at: float
-    """Wall-clock time (`time.time()`) at which every worker starts, so their windows line up."""
+    start_at: float = 0.0
+    """Wall-clock time (`time.time()`) at which every worker starts, so their windows line up; the parent sends
+    it once every worker has reported ready."""
     window_s: float = 1.0
 
 
@@ -50,9 +51,13 @@ def worker_main(pipe: Pipe, config: WorkerConfig) -> None:
     try:
         import uvloop  # noqa: PLC0415 - optional, imported in the child only
 
-        uvloop.run(_Worker(pipe, config).run())
+        pipe.send_bytes(orjson.dumps({"type": "ready", "worker": config.index}))
+        start_at = orjson.loads(pipe.recv_bytes())["start_at"]
+        uvloop.run(_Worker(pipe, replace(config, start_at=start_at)).run())
     except ImportError:  # pragma: no cover - uvloop ships with overdrive's loadtest dependencies
         asyncio.run(_Worker(pipe, config).run())
+    except EOFError:
+        return  # the parent gave up before the start
     except Exception as exc:  # noqa: BLE001 - every failure must reach the parent, which reports it
         with contextlib.suppress(OSError):
             pipe.send_bytes(orjson.dumps({"type": "error", "worker": config.index, "message": repr(exc)}))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
 from rich.live import Live
 from rich.text import Text
 
 from overdrive.exceptions import ConfigurationError, LoadTestError
 from overdrive.loadtest._parse import parse_duration, parse_header, parse_stage
+from overdrive.loadtest.abtest import run_interleaved
+from overdrive.loadtest.compare import EXIT_CODES
 from overdrive.loadtest.report import render_table, summary_lines, write_html
 from overdrive.loadtest.runner import LoadOptions, Progress, default_procs, run_load
 from overdrive.loadtest.scenario import Scenario, load_scenario
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
 
     from overdrive.loadtest.result import LoadResult
 
-__all__ = ["EXIT_FAILED_THRESHOLD", "EXIT_OK", "EXIT_USAGE", "LoadCommand"]
+__all__ = ["EXIT_FAILED_THRESHOLD", "EXIT_OK", "EXIT_USAGE", "CompareCommand", "LoadCommand"]
 
 EXIT_OK = 0
 EXIT_FAILED_THRESHOLD = 1
@@ -135,3 +138,61 @@ class LoadCommand:
                 )
 
             return run_load(scenario, options, on_progress=show)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareCommand:
+    """The options of `overdrive compare`: two targets, the shared load options, and the decision rule."""
+
+    load: LoadCommand
+    url_b: str
+    runs: int = 10
+    metric: str = "p50"
+    alpha: float = 0.05
+    min_effect: str = "5%"
+    json_path: Path | None = None
+
+    def run(self, console: Console) -> int:
+        """Run A and B interleaved, print the verdict, and return its exit code (0, 1, or 2)."""
+        try:
+            effect = _fraction(self.min_effect)
+            scenario_a, options = self.load.build()
+            scenario_b, _ = replace(self.load, url=self.url_b).build()
+
+            def show(side: str, index: int, result: LoadResult) -> None:
+                value = result.metrics().get(self.metric, float("nan"))
+                console.print(f"run {index + 1}/{self.runs} {side}: {self.metric} = {value:,.3f}  ({result.target})")
+
+            outcome = run_interleaved(
+                scenario_a, scenario_b, options, runs=self.runs, metric=self.metric, alpha=self.alpha,
+                min_effect=effect, on_run=show,
+            )  # fmt: skip
+        except (ConfigurationError, LoadTestError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return EXIT_CODES["insufficient_data"]
+        verdict = outcome.comparison
+        colour = {"regression": "red", "no_regression": "green"}.get(verdict.verdict, "yellow")
+        console.print(f"[{colour}]{verdict.verdict}[/]: {verdict.message}")
+        if self.json_path is not None:
+            payload = {
+                "schema": "overdrive.compare/1",
+                "metric": outcome.metric,
+                "a": {"target": scenario_a.base_url, "samples": outcome.samples_a},
+                "b": {"target": scenario_b.base_url, "samples": outcome.samples_b},
+                "comparison": asdict(verdict),
+            }
+            self.json_path.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+        return verdict.exit_code
+
+
+def _fraction(text: str) -> float:
+    """``5%`` or ``0.05`` as a fraction."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError as exc:
+        msg = f"Cannot read {text!r} as a minimum effect; write e.g. 5% or 0.05."
+        raise ConfigurationError(msg) from exc
+    if not 0 <= value < 1:
+        msg = f"The minimum effect must lie between 0% and 100%, not {text!r}."
+        raise ConfigurationError(msg)
+    return value

@@ -293,7 +293,7 @@ def run_load(
     pipes: list[Pipe] = []
     processes = []
     for config in configs:
-        parent, child = context.Pipe(duplex=False)
+        parent, child = context.Pipe(duplex=True)
         process = context.Process(target=worker_main, args=(child, config), daemon=True)
         process.start()
         child.close()
@@ -302,8 +302,9 @@ def run_load(
         pipes.append(parent)
         processes.append(process)
     aggregate = _Aggregator(scenario, options, procs)
-    started = time.perf_counter()
     try:
+        _start_together(pipes)
+        started = time.perf_counter()
         _collect(pipes, aggregate, options, started, on_progress)
     finally:
         for process in processes:
@@ -312,6 +313,31 @@ def run_load(
                 process.kill()
     aggregate.finish()
     return _result(scenario, options, aggregate, started_at)
+
+
+def _start_together(pipes: list[Pipe], timeout_s: float = 60.0) -> None:
+    """Wait until every worker is ready, then give them all the same start time."""
+    waiting = set(range(len(pipes)))
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        ready = wait([pipes[i] for i in waiting], timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            msg = f"{len(waiting)} load worker(s) did not start within {timeout_s:g} s."
+            raise LoadTestError(msg)
+        for pipe in ready:
+            index = pipes.index(pipe)  # type: ignore[arg-type]
+            try:
+                message = orjson.loads(pipe.recv_bytes())  # type: ignore[union-attr]
+            except EOFError:
+                msg = f"Load worker {index} exited before it was ready."
+                raise LoadTestError(msg) from None
+            if message["type"] == "error":
+                msg = f"Load worker {index} failed: {message['message']}"
+                raise LoadTestError(msg)
+            waiting.discard(index)
+    start = orjson.dumps({"start_at": time.time() + 0.05})
+    for pipe in pipes:
+        pipe.send_bytes(start)
 
 
 def _collect(
@@ -363,7 +389,6 @@ def _progress(aggregate: _Aggregator, options: LoadOptions, elapsed: float) -> P
 def _worker_configs(scenario: Scenario, options: LoadOptions, procs: int) -> list[WorkerConfig]:
     connections = _split(options.connections, procs)
     limits = _split(options.max_requests, procs) if options.max_requests else [None] * procs
-    start_at = time.time() + 1.0 + 0.1 * procs  # spawning takes a moment; all start on the same tick
     configs = []
     for index in range(procs):
         ring = [(r.name, r.data) for r in scenario.prepare(stream=index)]
@@ -384,7 +409,6 @@ def _worker_configs(scenario: Scenario, options: LoadOptions, procs: int) -> lis
                 max_connections=max(1, math.ceil(options.max_connections / procs)),
                 max_backlog=max(10_000, int((options.target_rate() or 0) * share * options.timeout_s * 2)),
                 late_ms=options.late_ms,
-                start_at=start_at,
             )
         )
     return configs

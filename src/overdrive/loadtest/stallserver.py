@@ -7,7 +7,8 @@ distribution has a known tail: with stalled share f = stall_s / T, the p-th perc
 ``stall_s * (1 - (1 - p) / f)``. A closed-model run against the same server sees only as many slow requests as it
 has connections, and reports a tail that hides the stall.
 
-Run it as ``python -m overdrive.loadtest.stallserver PORT [STALL_AFTER_S] [STALL_S]``.
+Run it as ``python -m overdrive.loadtest.stallserver PORT [STALL_AFTER_S] [STALL_S] [SERVICE_MS]``; with a stall
+that never comes (a large STALL_AFTER_S) it is a steady server of known service time, for A/B tests.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class StallServer(asyncio.Protocol):
                 state["first"] = now
             stall_start = state["first"] + state["after"]
             stall_end = stall_start + state["stall"]
-            delay = _SERVICE_S + (stall_end - now if stall_start <= now < stall_end else 0.0)
+            delay = state["service"] + (stall_end - now if stall_start <= now < stall_end else 0.0)
             loop.call_later(delay, self._answer)
 
     def _answer(self) -> None:
@@ -65,9 +66,9 @@ class StallServer(asyncio.Protocol):
             self.transport.write(_RESPONSE)
 
 
-async def serve(port: int, stall_after_s: float, stall_s: float) -> None:
-    """Serve on 127.0.0.1:`port` until cancelled."""
-    state = {"first": 0.0, "after": stall_after_s, "stall": stall_s}
+async def serve(port: int, stall_after_s: float, stall_s: float, service_s: float = _SERVICE_S) -> None:
+    """Serve on 127.0.0.1:`port` until cancelled or sent SIGTERM."""
+    state = {"first": 0.0, "after": stall_after_s, "stall": stall_s, "service": service_s}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: StallServer(state), "127.0.0.1", port, backlog=4096)
     serving = asyncio.ensure_future(server.serve_forever())
@@ -77,20 +78,22 @@ async def serve(port: int, stall_after_s: float, stall_s: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``PORT [STALL_AFTER_S] [STALL_S]``."""
+    """Entry point: ``PORT [STALL_AFTER_S] [STALL_S] [SERVICE_MS]``."""
     args = sys.argv[1:] if argv is None else argv
-    if not 1 <= len(args) <= 3:  # noqa: PLR2004
-        print("usage: python -m overdrive.loadtest.stallserver PORT [STALL_AFTER_S] [STALL_S]", file=sys.stderr)  # noqa: T201
+    if not 1 <= len(args) <= 4:  # noqa: PLR2004
+        usage = "usage: python -m overdrive.loadtest.stallserver PORT [STALL_AFTER_S] [STALL_S] [SERVICE_MS]"
+        print(usage, file=sys.stderr)  # noqa: T201
         return 2
     port = int(args[0])
     after = float(args[1]) if len(args) > 1 else 2.0
     stall = float(args[2]) if len(args) > 2 else 1.0  # noqa: PLR2004
+    service = float(args[3]) / 1000 if len(args) > 3 else _SERVICE_S  # noqa: PLR2004
     try:
         import uvloop  # noqa: PLC0415
 
-        uvloop.run(serve(port, after, stall))
+        uvloop.run(serve(port, after, stall, service))
     except ImportError:  # pragma: no cover
-        asyncio.run(serve(port, after, stall))
+        asyncio.run(serve(port, after, stall, service))
     return 0
 
 
