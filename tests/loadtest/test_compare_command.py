@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import orjson
@@ -15,26 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from overdrive.cli import main
-from tests.services import free_port
+from tests.loadtest.servers import stall_server
 
 
-@contextmanager
-def steady_server(service_ms: float) -> Iterator[str]:
+def steady_server(service_ms: float) -> AbstractContextManager[str]:
     """A server that answers every request after `service_ms` (the stall server, with no stall)."""
-    port = free_port()
-    command = [sys.executable, "-m", "overdrive.loadtest.stallserver", str(port), "1e9", "0", str(service_ms)]
-    with subprocess.Popen(command) as proc:
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            proc.terminate()
+    return stall_server(1e9, 0, service_ms)
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,6 @@ model, like wrk, hides it in everything but the maximum.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,7 +14,7 @@ import pytest
 from overdrive.loadtest.runner import LoadOptions, run_load
 from overdrive.loadtest.scenario import Scenario
 from overdrive.loadtest.stallserver import expected_percentile
-from tests.services import free_port
+from tests.loadtest.servers import stall_server as stall_server_process
 
 STALL_AFTER_S = 1.5
 STALL_S = 0.6
@@ -27,20 +23,8 @@ DURATION_S = 6.0
 
 @contextmanager
 def stall_server() -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "overdrive.loadtest.stallserver", str(port), str(STALL_AFTER_S), str(STALL_S)]
-    with subprocess.Popen(command) as proc:
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:  # connect only: the load run's first request must be what starts the stall clock
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            proc.terminate()
+    with stall_server_process(STALL_AFTER_S, STALL_S) as url:
+        yield url
 
 
 def test_expected_percentiles_follow_the_uniform_stall_tail() -> None:
