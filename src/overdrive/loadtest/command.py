@@ -133,7 +133,7 @@ class LoadCommand:
                 live.update(
                     Text(
                         f"{p.elapsed_s:5.1f}/{p.duration_s:.0f} s  {p.completed:>10,} answered  "
-                        f"{p.rate:>10,.0f} req/s  {p.errors:,} errors  p99 {p.p99_ms:,.2f} ms (last window)"
+                        f"{p.rate:>10,.0f} req/s  {p.errors:,} errors  p99 {p.p99_ms:,.2f} ms (last second)"
                     )
                 )
 

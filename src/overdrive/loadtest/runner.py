@@ -144,7 +144,9 @@ class Progress:
     completed: int
     errors: int
     rate: float
+    """Answered requests in the last whole second."""
     p99_ms: float
+    """p99 latency of the last whole second."""
 
 
 def check_target(host: str, port: int, allow_hosts: Sequence[str] = (), timeout_s: float = 2.0) -> None:
@@ -208,7 +210,6 @@ class _Aggregator:
         self.late = [0] * procs
         self.dropped = [0] * procs
         self.done: dict[int, dict[str, Any]] = {}
-        self.recent = Histogram()
 
     def add(self, message: dict[str, Any]) -> None:
         worker = message["worker"]
@@ -221,7 +222,6 @@ class _Aggregator:
                 histogram = Histogram.from_dict(data)
                 self.latency[i].merge(histogram)
                 window.latency[i].merge(histogram)
-                self.recent.merge(histogram)
         if self.service is not None and message["service"] is not None:
             for i, data in enumerate(message["service"]):
                 if data is not None:
@@ -372,17 +372,16 @@ def _collect(
 
 
 def _progress(aggregate: _Aggregator, options: LoadOptions, elapsed: float) -> Progress:
-    recent = aggregate.recent
-    p99 = recent.value_at_percentile(99.0) / 1000 if recent.count else 0.0
-    aggregate.recent = Histogram()
+    """Totals so far, with the rate and p99 of the last whole second all workers have reported."""
+    last = aggregate.timeline[-1] if aggregate.timeline else None
     errors = sum(aggregate.errors) + sum(aggregate.transport_errors.values())
     return Progress(
         elapsed_s=min(elapsed, options.total_duration_s),
         duration_s=options.total_duration_s,
         completed=aggregate.completed,
         errors=errors,
-        rate=aggregate.completed / elapsed if elapsed > 0 else 0.0,
-        p99_ms=p99,
+        rate=float(last.requests) if last else 0.0,
+        p99_ms=last.p99 if last else 0.0,
     )
 
 
