@@ -40,6 +40,7 @@ class TestTemplates:
         [
             ({"path": "items"}, "must start with '/'"),
             ({"path": "/x", "method": "BREW"}, "Unsupported HTTP method"),
+            ({"path": "/x", "method": "HEAD"}, "Unsupported HTTP method"),
             ({"path": "/x", "weight": 0}, "weights must be positive"),
             ({"path": "/x/{id}"}, "placeholders with no pool: id"),
         ],
@@ -47,6 +48,11 @@ class TestTemplates:
     def test_bad_templates_are_refused(self, kwargs: dict[str, object], message: str) -> None:
         with pytest.raises(ConfigurationError, match=message):
             RequestTemplate(**kwargs)  # type: ignore[arg-type]
+
+    def test_a_host_header_of_ones_own_replaces_the_default(self) -> None:
+        template = RequestTemplate("/", headers={"host": "shop.test"})
+        data = template.encode(random.Random(1), "127.0.0.1:8000", 0).data
+        assert data == b"GET / HTTP/1.1\r\nhost: shop.test\r\n\r\n"
 
     def test_pools_refuse_nonsense(self) -> None:
         with pytest.raises(ConfigurationError):
