@@ -114,9 +114,11 @@ def main() -> int:
         for key, p in (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9))
     }
     lines = [
-        f"`python benchmarks/coordinated_omission.py --rounds {args.rounds}` at {started:%Y-%m-%d %H:%M} UTC: "
-        f"{args.duration} s runs, one {args.stall:g} s stall after {args.stall_after:g} s, "
-        f"open model at {args.rate:g} req/s, closed models with {args.connections} connections.",
+        (
+            f"`python benchmarks/coordinated_omission.py --rounds {args.rounds}` at {started:%Y-%m-%d %H:%M} UTC: "
+            f"{args.duration} s runs, one {args.stall:g} s stall after {args.stall_after:g} s, "
+            f"open model at {args.rate:g} req/s, closed models with {args.connections} connections."
+        ),
         "",
         "| measured by | p50 ms | p99 ms | p99.9 ms |",
         "|---|---:|---:|---:|",
