@@ -19,6 +19,7 @@ from overdrive.cache.decorator import AsyncCachedFunction, Decorator, SyncCached
 from overdrive.cache.freshness import Freshness
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.cache.tiers import MemoryTier, Tier
+from overdrive.cache.writes import WriteBehind
 
 __all__ = [
     "AsyncCachedFunction",
@@ -33,4 +34,5 @@ __all__ = [
     "PickleCodec",
     "SyncCachedFunction",
     "Tier",
+    "WriteBehind",
 ]

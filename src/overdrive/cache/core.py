@@ -138,6 +138,10 @@ class Cache:
         if self.l2 is not None:
             await self.l2.bump_generations(tags)
 
+    async def drain(self) -> None:
+        """Wait until no load or background refresh is running (for a graceful shutdown, and for tests)."""
+        await self._flights.drain()
+
     async def aclose(self) -> None:
         """Cancel running loads and background refreshes."""
         await self._flights.cancel_all()

@@ -82,6 +82,11 @@ class SingleFlight:
         for key in [key for key, flight in self._flights.items() if wanted.intersection(flight.tags)]:
             self.supersede(key)
 
+    async def drain(self) -> None:
+        """Wait until no load is running (loads started meanwhile are waited for too)."""
+        while self._flights:
+            await asyncio.gather(*(flight.task for flight in list(self._flights.values())), return_exceptions=True)
+
     async def cancel_all(self) -> None:
         """Cancel every running load and wait for them to finish."""
         tasks = [flight.task for flight in self._flights.values()]
