@@ -194,7 +194,7 @@ class TestSync:
 
     def test_sync_functions_need_a_memory_tier(self, clock: FakeClock) -> None:
         cache = Cache(None, MemoryTier(10, clock=clock), clock=clock)
-        with pytest.raises(ConfigurationError, match="memory tier only"):
+        with pytest.raises(ConfigurationError, match="memory tier only, and this cache has none"):
 
             @cache.cached()
             def f() -> int:

@@ -8,9 +8,10 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from overdrive.cache._sync import SyncReader
 from overdrive.cache.codecs import Codec, MsgspecCodec
 from overdrive.cache.decorator import Decorator, cached
-from overdrive.cache.flight import Flight, SingleFlight, SyncSingleFlight
+from overdrive.cache.flight import Flight, SingleFlight
 from overdrive.cache.freshness import Freshness
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.cache.tiers import MemoryTier, Tier
@@ -76,7 +77,7 @@ class Cache:
         self.prefix = "".join(f"{part}:" for part in (namespace, version) if part)
         self.metrics = CacheMetrics()
         self._flights = SingleFlight()
-        self._sync_flights = SyncSingleFlight()
+        self._sync: SyncReader | None = None
 
     def key(self, key: str) -> str:
         """The full key stored for a user key (namespace and version prefixed)."""
@@ -91,6 +92,20 @@ class Cache:
     def cached(self, **options: Any) -> Decorator:
         """Decorate a function so its results are cached; see `overdrive.cache.decorator.cached` for the options."""
         return cached(self, **options)
+
+    def sync_reader(self) -> SyncReader:
+        """The read-through path for synchronous functions (memory tier only).
+
+        Raises:
+            ConfigurationError: The cache has no memory tier.
+
+        """
+        if self._sync is None:
+            if self.l1 is None:
+                msg = "Synchronous functions are cached in the memory tier only, and this cache has none."
+                raise ConfigurationError(msg)
+            self._sync = SyncReader(self.l1, clock=self.clock, metrics=self.metrics, rng=self.rng)
+        return self._sync
 
     # -- plain reads and writes ----------------------------------------------------------------------------------
 
@@ -213,21 +228,20 @@ class Cache:
                 l1.discard(key)
         if self.l2 is None:
             return None
-        return await self._find_l2(key, decode_as)
+        return await self._find_l2(self.l2, key, decode_as)
 
-    async def _find_l2(self, key: str, decode_as: Any) -> Entry | None:
-        assert self.l2 is not None  # noqa: S101 -- narrowing for mypy; callers check
-        entry = await self.l2.get(key)
+    async def _find_l2(self, l2: Tier, key: str, decode_as: Any) -> Entry | None:
+        entry = await l2.get(key)
         if entry is None:
             return None
-        if entry.tags and await self.l2.get_generations(entry.tags) != entry.gens:
+        if entry.tags and await l2.get_generations(entry.tags) != entry.gens:
             return None
         try:
             value = self.codec.decode(entry.value, decode_as)  # type: ignore[arg-type]
         except (SerializationError, TypeError):
             self.metrics.corrupt += 1
             log.warning("Dropped a cache entry that could not be decoded.", extra={"key": key})
-            await self.l2.delete(key)
+            await l2.delete(key)
             return None
         gens = self.l1.generations(entry.tags) if self.l1 is not None else ()
         local = entry.replace_value(value, gens)
@@ -345,72 +359,3 @@ class Cache:
             await self._forget(full)
             msg = f"The store accepted the write for {key!r}, but the cache could not be updated; the key was dropped."
             raise CacheError(msg) from exc
-
-    # -- synchronous functions (memory tier only) --------------------------------------------------------------------
-
-    def read_through_sync(self, key: str, loader: Callable[[], Any], policy: Freshness, tags: tuple[str, ...]) -> Any:
-        """The slow path of a cached synchronous function: the memory tier only, single-flight across threads.
-
-        While a value is stale (stale-while-revalidate), the first caller reloads it and concurrent callers get the
-        stale value; early refresh applies to async functions only.
-        """
-        l1 = self.l1
-        assert l1 is not None  # noqa: S101 -- the decorator refuses sync functions on a cache with no memory tier
-        entry = l1.peek(key)
-        now = self.clock()
-        if entry is not None and (entry.expires_at <= now or not l1.is_current(entry)):
-            l1.discard(key)
-            entry = None
-        metrics = self.metrics
-        if entry is not None:
-            if now < entry.fresh_until:
-                metrics.hits += 1
-                if entry.error is not None:
-                    raise entry.error
-                return entry.value
-            if entry.error is None:
-                if now < entry.stale_until and self._sync_flights.running(key):
-                    metrics.stale_served += 1
-                    return entry.value
-                metrics.misses += 1
-                try:
-                    return self._load_sync(key, loader, policy, tags)
-                except Exception:  # noqa: BLE001 -- stale-if-error: any failure of the loader
-                    metrics.stale_served += 1
-                    return entry.value
-        metrics.misses += 1
-        return self._load_sync(key, loader, policy, tags)
-
-    def _load_sync(self, key: str, loader: Callable[[], Any], policy: Freshness, tags: tuple[str, ...]) -> Any:
-        future, leader = self._sync_flights.join_or_lead(key)
-        if not leader:
-            self.metrics.coalesced_waits += 1
-            return future.result()
-        l1 = self.l1
-        assert l1 is not None  # noqa: S101 -- see read_through_sync
-        try:
-            gens, clock = l1.generations(tags), self.clock
-            self.metrics.loads += 1
-            start = clock()
-            try:
-                value = loader()
-            except Exception as exc:
-                self.metrics.record_load(clock() - start, failed=True)
-                if policy.caches_error(exc):
-                    l1.store(key, policy.error_entry(exc, now=clock(), tags=tags, gens=gens))
-                raise
-            delta = clock() - start
-            self.metrics.record_load(delta, failed=False)
-            entry = policy.entry(value, now=clock(), delta=delta, rng=self.rng, tags=tags, gens=gens)
-            if entry is None:
-                l1.discard(key)
-            else:
-                l1.store(key, entry)
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            future.set_result(value)
-            return value
-        finally:
-            self._sync_flights.finish(key)

@@ -13,7 +13,6 @@ import typing
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from overdrive.cache._keys import make_key_function, make_tags_function
-from overdrive.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -91,9 +90,6 @@ class Decorator:
             return _wrap_async(
                 cache, fn, make_key=make_key, make_tags=make_tags, policy=self._policy, decode_as=decode_as
             )
-        if cache.l1 is None:
-            msg = f"Cannot cache the synchronous function {fn.__qualname__}: sync functions use the memory tier only."
-            raise ConfigurationError(msg)
         return _wrap_sync(cache, fn, make_key=make_key, make_tags=make_tags, policy=self._policy)
 
 
@@ -208,8 +204,8 @@ def _wrap_sync(
     make_tags: Callable[..., tuple[str, ...]],
     policy: Freshness,
 ) -> SyncCachedFunction[Any, Any]:
-    read_through, metrics, clock, l1 = cache.read_through_sync, cache.metrics, cache.clock, cache.l1
-    assert l1 is not None  # noqa: S101 -- checked by Decorator.__call__
+    reader = cache.sync_reader()  # raises ConfigurationError without a memory tier
+    read_through, metrics, clock, l1 = reader.read_through, cache.metrics, cache.clock, reader.l1
     peek = l1.peek
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
