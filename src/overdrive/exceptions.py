@@ -3,6 +3,10 @@
 Every error Overdrive raises derives from one root, so callers can catch the family they care about::
 
     OverdriveError
+    ├── CacheError                         a cache operation failed
+    │   ├── CacheTimeout (TimeoutError)    a cache tier did not answer in time
+    │   ├── SerializationError (ValueError)  a value cannot be encoded, or a stored entry cannot be decoded
+    │   └── WriteBehindError               buffered writes could not be flushed; they are attached, never dropped
     ├── ConfigurationError (ValueError)    bad settings, URLs or options, found at start-up
     ├── DemoError                          the reference shop app and its runner
     │   ├── SeedError                      seeding the demo database failed or found a foreign schema
@@ -11,12 +15,16 @@ Every error Overdrive raises derives from one root, so callers can catch the fam
 """
 
 __all__ = [
+    "CacheError",
+    "CacheTimeout",
     "ConfigurationError",
     "DemoError",
     "LoadTestError",
     "OverdriveError",
     "SeedError",
+    "SerializationError",
     "ServerStartError",
+    "WriteBehindError",
 ]
 
 
@@ -26,6 +34,31 @@ class OverdriveError(Exception):
 
 class ConfigurationError(OverdriveError, ValueError):
     """A setting, URL or option is invalid; raised at start-up, never mid-request."""
+
+
+class CacheError(OverdriveError):
+    """A cache operation failed."""
+
+
+class CacheTimeout(CacheError, TimeoutError):  # noqa: N818 -- reads like the builtin TimeoutError it extends
+    """A cache tier did not answer within its time budget."""
+
+
+class SerializationError(CacheError, ValueError):
+    """A value cannot be encoded for a cache tier, or a stored entry cannot be decoded (corrupt, tampered, foreign)."""
+
+
+class WriteBehindError(CacheError):
+    """Buffered writes could not be flushed; the writes that were not stored are attached, never dropped.
+
+    Attributes:
+        pending: The `(key, value)` pairs the store did not accept.
+
+    """
+
+    def __init__(self, message: str, pending: list[tuple[object, object]]) -> None:
+        super().__init__(message)
+        self.pending = pending
 
 
 class DemoError(OverdriveError):

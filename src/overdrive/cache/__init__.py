@@ -1,0 +1,38 @@
+"""`overdrive.cache`: a multi-level cache with single-flight loads, tags, stale serving and write helpers.
+
+A two-minute tour::
+
+    from overdrive.cache import Cache, MemoryTier
+
+    cache = Cache(MemoryTier(max_entries=50_000), namespace="shop", version="v3")
+
+    @cache.cached(ttl=60, tags=["product:{product_id}"], stale_ttl=30)
+    async def product(product_id: int) -> Product: ...
+
+    await cache.invalidate_tags("product:42")
+"""
+
+from overdrive.cache._entry import Entry
+from overdrive.cache.codecs import Codec, MsgspecCodec, PickleCodec
+from overdrive.cache.core import Cache
+from overdrive.cache.decorator import AsyncCachedFunction, Decorator, SyncCachedFunction
+from overdrive.cache.freshness import Freshness
+from overdrive.cache.metrics import CacheMetrics
+from overdrive.cache.tiers import MemoryTier, Tier
+from overdrive.cache.writes import WriteBehind
+
+__all__ = [
+    "AsyncCachedFunction",
+    "Cache",
+    "CacheMetrics",
+    "Codec",
+    "Decorator",
+    "Entry",
+    "Freshness",
+    "MemoryTier",
+    "MsgspecCodec",
+    "PickleCodec",
+    "SyncCachedFunction",
+    "Tier",
+    "WriteBehind",
+]

@@ -1,0 +1,361 @@
+"""The `Cache`: an L1 memory tier and an optional L2 tier behind one read-through API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from overdrive.cache._sync import SyncReader
+from overdrive.cache.codecs import Codec, MsgspecCodec
+from overdrive.cache.decorator import Decorator, cached
+from overdrive.cache.flight import Flight, SingleFlight
+from overdrive.cache.freshness import Freshness
+from overdrive.cache.metrics import CacheMetrics
+from overdrive.cache.tiers import MemoryTier, Tier
+from overdrive.exceptions import CacheError, ConfigurationError, SerializationError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from overdrive.cache._entry import Entry
+
+__all__ = ["Cache"]
+
+T = TypeVar("T")
+log = logging.getLogger("overdrive.cache")
+_MISSING: Any = object()
+
+
+class Cache:
+    """A two-level cache: a bounded memory tier (L1) in front of an optional shared tier (L2).
+
+    Reads go L1, then L2, then the loader; a value loaded or read from L2 is kept in L1. The memory tier holds live
+    objects (no copy, no codec); values bound for L2 are encoded by `codec`, so an unserializable value fails at
+    `set` time with `SerializationError` when an L2 tier is configured.
+
+    Args:
+        l1: The memory tier; a 10,000-entry `MemoryTier` when neither tier is given.
+        l2: A shared tier (Redis), or None.
+        codec: Encodes values for L2 (`MsgspecCodec` by default).
+        clock: Time source in seconds. Deadlines are absolute, so with an L2 tier shared between processes it
+            must be wall-clock time (the default, `time.time`).
+        namespace: Prefixes every key, so several caches can share an L2 tier.
+        version: Prefixes every key after the namespace; changing it on deploy retires every old entry at once.
+        freshness: The default policy (`Freshness()`: 300 s TTL, 10% jitter).
+        rng: The random source for jitter and early refresh (seed it for reproducible tests).
+
+    """
+
+    def __init__(
+        self,
+        l1: MemoryTier | None = None,
+        l2: Tier | None = None,
+        *,
+        codec: Codec | None = None,
+        clock: Callable[[], float] = time.time,
+        namespace: str = "",
+        version: str = "",
+        freshness: Freshness | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if l1 is None and l2 is None:
+            l1 = MemoryTier(clock=clock)
+        if l1 is not None and l1.clock is not clock:
+            if l1.clock is not time.time:
+                msg = "The memory tier and the cache were given different clocks; pass the same clock to both."
+                raise ConfigurationError(msg)
+            l1.clock = clock
+        self.l1 = l1
+        self.l2 = l2
+        self.codec: Codec = codec if codec is not None else MsgspecCodec()
+        self.clock = clock
+        self.freshness = freshness if freshness is not None else Freshness()
+        self.rng = rng if rng is not None else random.Random()
+        self.prefix = "".join(f"{part}:" for part in (namespace, version) if part)
+        self.metrics = CacheMetrics()
+        self._flights = SingleFlight()
+        self._sync: SyncReader | None = None
+
+    def key(self, key: str) -> str:
+        """The full key stored for a user key (namespace and version prefixed)."""
+        return self.prefix + key
+
+    def stats(self) -> dict[str, float]:
+        """Every counter (see `CacheMetrics`), plus `evictions` from the memory tier."""
+        snapshot = self.metrics.as_dict()
+        snapshot["evictions"] = self.l1.evictions if self.l1 is not None else 0
+        return snapshot
+
+    def cached(self, **options: Any) -> Decorator:
+        """Decorate a function so its results are cached; see `overdrive.cache.decorator.cached` for the options."""
+        return cached(self, **options)
+
+    def sync_reader(self) -> SyncReader:
+        """The read-through path for synchronous functions (memory tier only).
+
+        Raises:
+            ConfigurationError: The cache has no memory tier.
+
+        """
+        if self._sync is None:
+            if self.l1 is None:
+                msg = "Synchronous functions are cached in the memory tier only, and this cache has none."
+                raise ConfigurationError(msg)
+            self._sync = SyncReader(self.l1, clock=self.clock, metrics=self.metrics, rng=self.rng)
+        return self._sync
+
+    # -- plain reads and writes ----------------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None, *, decode_as: Any = None) -> Any:
+        """The fresh value under `key`, or `default` (stale values and cached errors count as absent)."""
+        full = self.prefix + key
+        entry = await self._find(full, decode_as)
+        if entry is None or entry.error is not None or entry.fresh_until <= self.clock():
+            self.metrics.misses += 1
+            return default
+        self.metrics.hits += 1
+        return entry.value
+
+    async def set(self, key: str, value: object, *, ttl: float | None = None, tags: tuple[str, ...] = ()) -> None:
+        """Store `value` under `key` in every tier, for `ttl` seconds (the default policy's TTL when None).
+
+        Raises:
+            SerializationError: An L2 tier is configured and the codec cannot encode `value`.
+
+        """
+        full = self.prefix + key
+        policy = self.freshness.with_changes(ttl=ttl)
+        payload = self.codec.encode(value) if self.l2 is not None else None
+        self._flights.supersede(full)
+        await self._put(full, value, payload, policy, tags, delta=0.0)
+
+    async def delete(self, key: str) -> bool:
+        """Remove `key` from every tier; True if a tier held it."""
+        full = self.prefix + key
+        self._flights.supersede(full)
+        return await self._forget(full)
+
+    async def clear(self) -> None:
+        """Remove every entry from every tier."""
+        if self.l1 is not None:
+            await self.l1.clear()
+        if self.l2 is not None:
+            await self.l2.clear()
+
+    async def invalidate_tags(self, *tags: str) -> None:
+        """Invalidate every entry carrying any of `tags`: O(len(tags)), however many entries carry them."""
+        self._flights.supersede_tagged(tags)
+        if self.l1 is not None:
+            self.l1.bump(tags)
+        if self.l2 is not None:
+            await self.l2.bump_generations(tags)
+
+    async def drain(self) -> None:
+        """Wait until no load or background refresh is running (for a graceful shutdown, and for tests)."""
+        await self._flights.drain()
+
+    async def aclose(self) -> None:
+        """Cancel running loads and background refreshes."""
+        await self._flights.cancel_all()
+
+    # -- read-through ----------------------------------------------------------------------------------------------
+
+    async def get_or_load(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        tags: tuple[str, ...] = (),
+        freshness: Freshness | None = None,
+        decode_as: Any = None,
+    ) -> T:
+        """The cached value under `key`, loading it with `loader` (once, whatever the number of callers) if absent.
+
+        Args:
+            key: The key, without namespace or version.
+            loader: Called with no arguments to produce the value on a miss.
+            ttl: Overrides the policy's TTL.
+            tags: Tags the loaded value carries, for `invalidate_tags`.
+            freshness: The policy (the cache's default when None).
+            decode_as: The type an L2 entry decodes to.
+
+        """
+        policy = (freshness or self.freshness).with_changes(ttl=ttl)
+        value: T = await self.read_through(self.prefix + key, loader, policy, tags, decode_as)
+        return value
+
+    async def read_through(
+        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...], decode_as: Any
+    ) -> Any:
+        """`get_or_load` on a full key: the slow path behind every cached call that is not a plain L1 hit."""
+        entry = await self._find(key, decode_as)
+        metrics = self.metrics
+        if entry is not None:
+            now = self.clock()
+            if now < entry.fresh_until:
+                metrics.hits += 1
+                if entry.error is not None:
+                    raise entry.error
+                if now >= entry.refresh_at:
+                    self._refresh(key, loader, policy, tags, early=True)
+                return entry.value
+            if entry.error is None:
+                if now < entry.stale_until:
+                    metrics.stale_served += 1
+                    self._refresh(key, loader, policy, tags, early=False)
+                    return entry.value
+                metrics.misses += 1
+                try:
+                    return await self._load(key, loader, policy, tags)
+                except Exception:  # noqa: BLE001 -- stale-if-error: any failure of the loader
+                    metrics.stale_served += 1
+                    return entry.value
+        metrics.misses += 1
+        return await self._load(key, loader, policy, tags)
+
+    async def _find(self, key: str, decode_as: Any) -> Entry | None:
+        """The entry under `key` from L1, else from L2 (then kept in L1); expired and invalidated entries are None."""
+        l1 = self.l1
+        if l1 is not None:
+            entry = l1.peek(key)
+            if entry is not None:
+                if entry.expires_at > self.clock() and l1.is_current(entry):
+                    return entry
+                l1.discard(key)
+        if self.l2 is None:
+            return None
+        return await self._find_l2(self.l2, key, decode_as)
+
+    async def _find_l2(self, l2: Tier, key: str, decode_as: Any) -> Entry | None:
+        entry = await l2.get(key)
+        if entry is None:
+            return None
+        if entry.tags and await l2.get_generations(entry.tags) != entry.gens:
+            return None
+        try:
+            value = self.codec.decode(entry.value, decode_as)  # type: ignore[arg-type]
+        except (SerializationError, TypeError):
+            self.metrics.corrupt += 1
+            log.warning("Dropped a cache entry that could not be decoded.", extra={"key": key})
+            await l2.delete(key)
+            return None
+        gens = self.l1.generations(entry.tags) if self.l1 is not None else ()
+        local = entry.replace_value(value, gens)
+        if self.l1 is not None:
+            self.l1.store(key, local)
+        return local
+
+    # -- loads -------------------------------------------------------------------------------------------------------
+
+    async def _load(
+        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...]
+    ) -> Any:
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights.start(key, tags, lambda f: self._run(key, loader, policy, f))
+        else:
+            self.metrics.coalesced_waits += 1
+        return await asyncio.shield(flight.task)
+
+    def _refresh(
+        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...], *, early: bool
+    ) -> None:
+        """Start one background load for `key`, unless one is running."""
+        if self._flights.get(key) is None:
+            self.metrics.refreshes += 1
+            self.metrics.early_refreshes += early
+            self._flights.start(key, tags, lambda f: self._run(key, loader, policy, f))
+
+    async def _run(self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, flight: Flight) -> Any:
+        tags = flight.tags
+        # Generations are read before loading: a tag invalidated during the load makes the result stale at once.
+        gens1 = self.l1.generations(tags) if self.l1 is not None else ()
+        gens2 = await self.l2.get_generations(tags) if self.l2 is not None and tags else ()
+        clock = self.clock
+        self.metrics.loads += 1
+        start = clock()
+        try:
+            value = await loader()
+        except Exception as exc:
+            self.metrics.record_load(clock() - start, failed=True)
+            if policy.caches_error(exc) and not flight.superseded and self.l1 is not None:
+                self.l1.store(key, policy.error_entry(exc, now=clock(), tags=tags, gens=gens1))
+            raise
+        delta = clock() - start
+        self.metrics.record_load(delta, failed=False)
+        if not flight.superseded:
+            payload = self.codec.encode(value) if self.l2 is not None else None
+            await self._put(key, value, payload, policy, tags, delta=delta, gens=(gens1, gens2))
+        return value
+
+    async def _put(
+        self,
+        key: str,
+        value: object,
+        payload: bytes | None,
+        policy: Freshness,
+        tags: tuple[str, ...],
+        *,
+        delta: float,
+        gens: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+    ) -> None:
+        """Store an encoded-if-needed value in every tier, or forget the key if the policy does not cache it."""
+        l1, l2 = self.l1, self.l2
+        if gens is None:
+            gens = (
+                l1.generations(tags) if l1 is not None else (),
+                await l2.get_generations(tags) if l2 and tags else (),
+            )
+        entry = policy.entry(value, now=self.clock(), delta=delta, rng=self.rng, tags=tags, gens=gens[0])
+        if entry is None:
+            await self._forget(key)
+            return
+        if l1 is not None:
+            l1.store(key, entry)
+        if l2 is not None:
+            await l2.set(key, entry.replace_value(payload, gens[1]))
+
+    async def _forget(self, key: str) -> bool:
+        found = self.l1.discard(key) if self.l1 is not None else False
+        if self.l2 is not None:
+            found = await self.l2.delete(key) or found
+        return found
+
+    # -- write helpers ------------------------------------------------------------------------------------------------
+
+    async def write_through(
+        self,
+        key: str,
+        value: T,
+        writer: Callable[[T], Awaitable[object]],
+        *,
+        ttl: float | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> None:
+        """Write `value` to the store with `writer`, then to the cache: both take the new value, or neither does.
+
+        The value is encoded first, so an unserializable one fails before the store is touched. If `writer` raises,
+        the key is dropped from the cache (the store may have half-applied the write) and the error propagates.
+        If the store was written but a cache tier then fails, the key is dropped from every tier and `CacheError`
+        is raised: the cache never keeps a value the store no longer holds.
+        """
+        full = self.prefix + key
+        policy = self.freshness.with_changes(ttl=ttl)
+        payload = self.codec.encode(value) if self.l2 is not None else None
+        self._flights.supersede(full)
+        try:
+            await writer(value)
+        except BaseException:
+            await self._forget(full)
+            raise
+        self._flights.supersede(full)
+        try:
+            await self._put(full, value, payload, policy, tags, delta=0.0)
+        except Exception as exc:
+            await self._forget(full)
+            msg = f"The store accepted the write for {key!r}, but the cache could not be updated; the key was dropped."
+            raise CacheError(msg) from exc
