@@ -62,6 +62,19 @@ class TestFraming:
         assert result.metrics()["errors"] == 1.0
 
 
+    def test_latency_is_per_request_whatever_the_status_mix(self, server: MisbehavingServer) -> None:
+        """Responses of other statuses between 200s are timed from their own send, not the connection's first."""
+        scenario = Scenario(
+            server.url,
+            [RequestTemplate("/ok", weight=4), RequestTemplate("/status/201", name="created")],
+        )
+        result = run_load(scenario, LoadOptions(connections=2, duration_s=2.5, procs=1))
+        created = next(n for n in result.names if n.name == "created")
+        assert created.requests > 50
+        assert created.latency.max < 1000, "a created response was timed from long before it was sent"
+        assert result.latency.max < 1000
+
+
 class TestFaults:
     def test_resets_are_counted_and_the_run_goes_on(self, server: MisbehavingServer) -> None:
         result = _run(server, "/reset")

@@ -300,7 +300,9 @@ class ClosedEngine(Engine):
             self.remaining -= 1
             if self.remaining == 0:
                 self.stopping = True
-        conn.sent_at = perf_counter_ns()
+        # Both stamps, always: the generic path measures from `intended`, and a later response on this connection
+        # (a 201, a 404) may take it.
+        conn.sent_at = conn.intended = perf_counter_ns()
         conn.transport.write(self.ring_data[i])  # type: ignore[union-attr]
 
 
