@@ -61,18 +61,19 @@ class TestFraming:
         assert result.http_errors == result.completed > 0
         assert result.metrics()["errors"] == 1.0
 
-
     def test_latency_is_per_request_whatever_the_status_mix(self, server: MisbehavingServer) -> None:
-        """Responses of other statuses between 200s are timed from their own send, not the connection's first."""
+        """A rare 201 among 200s is timed from its own send, not from an earlier request on its connection."""
         scenario = Scenario(
             server.url,
-            [RequestTemplate("/ok", weight=4), RequestTemplate("/status/201", name="created")],
+            [RequestTemplate("/ok", name="ok", weight=100), RequestTemplate("/status/201", name="created")],
         )
-        result = run_load(scenario, LoadOptions(connections=2, duration_s=2.5, procs=1))
-        created = next(n for n in result.names if n.name == "created")
-        assert created.requests > 50
-        assert created.latency.max < 1000, "a created response was timed from long before it was sent"
-        assert result.latency.max < 1000
+        result = run_load(scenario, LoadOptions(connections=2, duration_s=2.0, procs=1))
+        by_name = {n.name: n for n in result.names}
+        created, ok = by_name["created"], by_name["ok"]
+        assert created.requests > 20
+        # Both are answered at once; had the 201s been timed from the connection's previous slow-path send, they
+        # would carry the time of the ~100 requests before them.
+        assert created.latency.percentiles["p50"] < 10 * ok.latency.percentiles["p50"] + 1.0
 
 
 class TestFaults:
