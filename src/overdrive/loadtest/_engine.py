@@ -114,7 +114,6 @@ class Engine:
         self.timeout_ns = timeout_ns
         self.remaining = max_requests if max_requests is not None else -1
         self.sent = 0
-        self.completed_count = 0
         self.connections: set[Connection] = set()
         self.connecting = 0
         self.opened = 0
@@ -215,7 +214,6 @@ class Engine:
             counts[status] = counts.get(status, 0) + 1
             if status >= 400:  # noqa: PLR2004
                 window.errors[name] += 1
-        self.completed_count += 1
         if not keep_alive:
             conn.transport.close()  # type: ignore[union-attr]
         elif self.stopping:
@@ -285,12 +283,10 @@ class ClosedEngine(Engine):
         if not keep_alive or status != 200 or self.stopping or not conn.busy:  # noqa: PLR2004
             Engine.completed(self, conn, keep_alive)
             return
-        now = perf_counter_ns()
         window = self.window
         name = conn.name
-        window.latency[name].record((now - conn.sent_at) // _NS_PER_US)
+        window.latency[name].record((perf_counter_ns() - conn.sent_at) // _NS_PER_US)
         window.ok[name] += 1
-        self.completed_count += 1
         i = self.cursor
         self.cursor = i + 1 if i + 1 < self.ring_size else 0
         conn.name = self.ring_names[i]

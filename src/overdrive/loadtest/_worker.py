@@ -148,7 +148,6 @@ class _Worker:
             {
                 "type": "done",
                 "sent": engine.sent,
-                "completed": engine.completed_count,
                 "unanswered": unanswered,
                 "opened": engine.opened,
                 "late": late,
