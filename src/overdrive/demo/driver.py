@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from overdrive.demo.generator import SeedPlan
-from overdrive.demo.results import EndpointResult, LatencySummary, ProfileResult, _profile, summarize
+from overdrive.demo.results import EndpointResult, LatencySummary, ProfileResult, profile_from_dict, summarize
 from overdrive.demo.workload import ShopWorkload
 from overdrive.exceptions import DemoError
 
@@ -120,7 +120,7 @@ class HTTPXDriver:
             if proc.returncode != 0 or not out.exists():
                 msg = f"The load driver exited with status {proc.returncode}: {stderr.strip()[-2000:]}"
                 raise DemoError(msg)
-            return _profile(orjson.loads(out.read_bytes()))
+            return profile_from_dict(orjson.loads(out.read_bytes()))
 
 
 @dataclass(slots=True)

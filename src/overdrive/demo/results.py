@@ -12,7 +12,14 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DemoResult", "EndpointResult", "LatencySummary", "ProfileResult", "summarize"]
+__all__ = [
+    "DemoResult",
+    "EndpointResult",
+    "LatencySummary",
+    "ProfileResult",
+    "profile_from_dict",
+    "summarize",
+]
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
@@ -127,11 +134,12 @@ class DemoResult:
     def from_json(cls, data: bytes | str) -> DemoResult:
         """Rebuild a result written by `to_json`."""
         raw: dict[str, Any] = orjson.loads(data)
-        raw["profiles"] = [_profile(p) for p in raw["profiles"]]
+        raw["profiles"] = [profile_from_dict(p) for p in raw["profiles"]]
         return cls(**raw)
 
 
-def _profile(raw: dict[str, Any]) -> ProfileResult:
+def profile_from_dict(raw: dict[str, Any]) -> ProfileResult:
+    """Rebuild a `ProfileResult` from its `dataclasses.asdict` form (as the driver process writes it)."""
     raw = dict(raw)
     raw["latency"] = LatencySummary(**raw["latency"])
     raw["endpoints"] = [EndpointResult(**{**e, "latency": LatencySummary(**e["latency"])}) for e in raw["endpoints"]]
