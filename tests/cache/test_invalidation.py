@@ -142,7 +142,10 @@ class TestDroppedChannel:
         assert await b.get("k") == "old"
         assert b._listener is not None
         assert b._listener.connected
-        await a.l2.client.client_kill_filter(_type="pubsub")  # type: ignore[union-attr]
+        tier = b._listener.tier
+        for client in await tier.client.client_list(_type="pubsub"):
+            if client["name"] == tier.listener_name:  # this test's two listeners, no other test's
+                await tier.client.client_kill_filter(_id=client["id"])
 
         async def b_flushed_and_back() -> bool:
             listener = b._listener

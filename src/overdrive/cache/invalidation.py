@@ -204,4 +204,4 @@ async def _close(pubsub: Any, client: Any) -> None:
     with contextlib.suppress(RedisError, OSError):
         await pubsub.aclose()
     with contextlib.suppress(RedisError, OSError):
-        await client.aclose()
+        await client.aclose(close_connection_pool=True)

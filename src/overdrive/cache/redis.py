@@ -128,7 +128,8 @@ class RedisTier:
         what they may have missed.
         """
         pool = self.client.connection_pool
-        kwargs = {**pool.connection_kwargs, "socket_timeout": None, "retry": _no_retry()}
+        name = "".join(char if "!" <= char <= "~" else "_" for char in self.listener_name)
+        kwargs = {**pool.connection_kwargs, "socket_timeout": None, "retry": _no_retry(), "client_name": name}
         kwargs.setdefault("socket_connect_timeout", self.timeout)
         return aioredis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
 
@@ -149,6 +150,11 @@ class RedisTier:
         except (RedisError, OSError) as exc:
             msg = f"Redis cannot be reached: {exc}"
             raise CacheUnavailable(msg) from exc
+
+    @property
+    def listener_name(self) -> str:
+        """The client name of subscriber connections (``CLIENT LIST`` shows it), e.g. to find them for ops."""
+        return "overdrive-listener:" + self.prefix
 
     def entry_key(self, key: str) -> str:
         """The Redis key holding the entry for cache key `key`."""
