@@ -178,6 +178,6 @@ class TestAcrossProcesses:
             assert json.loads(out) == "new"
         finally:
             peer.kill()
-            peer.wait()
+            peer.communicate()
             await cache.aclose()
             await tier.aclose()

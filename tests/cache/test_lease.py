@@ -54,7 +54,7 @@ class TestStampedeAcrossProcesses:
         finally:
             for peer in peers:
                 peer.kill()
-                peer.wait()
+                peer.communicate()
         assert [peer.returncode for peer in peers] == [0, 0, 0, 0]
         assert [json.loads(out) for out, _ in outputs] == [["loaded"]] * 4
         assert await client.get(prefix + "loads") == b"1"
@@ -70,7 +70,7 @@ class TestHolderDeath:
             assert await client.exists(prefix + "lease:k") == 1
         finally:
             holder.kill()
-            holder.wait()
+            holder.communicate()
         tier = RedisTier.from_url(redis_url, prefix=prefix, timeout=1.0, lease_ttl=0.5)
         cache = Cache(MemoryTier(10), tier)
         calls = 0

@@ -98,7 +98,7 @@ class RedisTier:
         clock: Callable[[], float] = time.time,
         grace: float = 1.0,
         lease_ttl: float = 10.0,
-        max_connections: int | None = None,
+        max_connections: int = 50,
     ) -> Self:
         """A tier on the Redis server at `url` (``redis://host:port/db``), each call bounded by `timeout` seconds.
 
@@ -109,16 +109,18 @@ class RedisTier:
             clock: Time source for deadlines (wall-clock `time.time` by default).
             grace: Seconds entries outlive `expires_at` in Redis.
             lease_ttl: Seconds a load lease lasts.
-            max_connections: Bound on the connection pool (unbounded when None).
+            max_connections: Bound on the connection pool; past it, calls wait for a connection (within `timeout`).
 
         """
-        client = aioredis.Redis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=_no_retry(),
-            max_connections=max_connections,
         )
+        client = aioredis.Redis.from_pool(pool)
         return cls(client, prefix=prefix, timeout=timeout, clock=clock, grace=grace, lease_ttl=lease_ttl)
 
     def subscriber_client(self) -> aioredis.Redis:
