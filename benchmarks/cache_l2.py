@@ -144,7 +144,9 @@ async def main() -> None:
         url = args.url or stack.enter_context(redis_on_core0())
         hits = await hit_cost(url, args.rounds, args.calls)
         delays = await invalidation_delay(url, args.flips)
-        info = await aioredis.Redis.from_url(url).info("server")
+        probe = aioredis.Redis.from_url(url)
+        info = await probe.info("server")
+        await probe.aclose()
     versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in ("redis", "hiredis", "msgspec"))
     print(f"Python {platform.python_version()}, Redis server {info['redis_version']}, {versions}")
     baseline = hits["raw redis-py GET (same bytes)"]
