@@ -5,6 +5,7 @@ Every error Overdrive raises derives from one root, so callers can catch the fam
     OverdriveError
     ├── CacheError                         a cache operation failed
     │   ├── CacheTimeout (TimeoutError)    a cache tier did not answer in time
+    │   ├── CacheUnavailable (ConnectionError)  a cache tier cannot be reached
     │   ├── SerializationError (ValueError)  a value cannot be encoded, or a stored entry cannot be decoded
     │   └── WriteBehindError               buffered writes could not be flushed; they are attached, never dropped
     ├── ConfigurationError (ValueError)    bad settings, URLs or options, found at start-up
@@ -17,6 +18,7 @@ Every error Overdrive raises derives from one root, so callers can catch the fam
 __all__ = [
     "CacheError",
     "CacheTimeout",
+    "CacheUnavailable",
     "ConfigurationError",
     "DemoError",
     "LoadTestError",
@@ -42,6 +44,10 @@ class CacheError(OverdriveError):
 
 class CacheTimeout(CacheError, TimeoutError):  # noqa: N818 -- reads like the builtin TimeoutError it extends
     """A cache tier did not answer within its time budget."""
+
+
+class CacheUnavailable(CacheError, ConnectionError):  # noqa: N818 -- reads like the builtin it extends
+    """A cache tier cannot be reached (connection refused, reset or closed)."""
 
 
 class SerializationError(CacheError, ValueError):

@@ -2,9 +2,14 @@
 
 A two-minute tour::
 
-    from overdrive.cache import Cache, MemoryTier
+    from overdrive.cache import Cache, MemoryTier, RedisTier
 
-    cache = Cache(MemoryTier(max_entries=50_000), namespace="shop", version="v3")
+    cache = Cache(
+        MemoryTier(max_entries=50_000),
+        RedisTier.from_url("redis://127.0.0.1:6379/0", timeout=0.05),  # optional: shared L2, leases, coherence
+        namespace="shop",
+        version="v3",
+    )
 
     @cache.cached(ttl=60, tags=["product:{product_id}"], stale_ttl=30)
     async def product(product_id: int) -> Product: ...
@@ -18,6 +23,7 @@ from overdrive.cache.core import Cache
 from overdrive.cache.decorator import AsyncCachedFunction, Decorator, SyncCachedFunction
 from overdrive.cache.freshness import Freshness
 from overdrive.cache.metrics import CacheMetrics
+from overdrive.cache.redis import RedisTier
 from overdrive.cache.tiers import MemoryTier, Tier
 from overdrive.cache.writes import WriteBehind
 
@@ -32,6 +38,7 @@ __all__ = [
     "MemoryTier",
     "MsgspecCodec",
     "PickleCodec",
+    "RedisTier",
     "SyncCachedFunction",
     "Tier",
     "WriteBehind",

@@ -6,14 +6,19 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from overdrive.cache._outage import Outage
 from overdrive.cache._sync import SyncReader
 from overdrive.cache.codecs import Codec, MsgspecCodec
 from overdrive.cache.decorator import Decorator, cached
 from overdrive.cache.flight import Flight, SingleFlight
 from overdrive.cache.freshness import Freshness
+from overdrive.cache.invalidation import CLEAR, INVALIDATE, KEYS, TAGS, Listener, message
+from overdrive.cache.lease import Leases
 from overdrive.cache.metrics import CacheMetrics
+from overdrive.cache.redis import RedisTier
 from overdrive.cache.tiers import MemoryTier, Tier
 from overdrive.exceptions import CacheError, ConfigurationError, SerializationError
 
@@ -35,6 +40,11 @@ class Cache:
     Reads go L1, then L2, then the loader; a value loaded or read from L2 is kept in L1. The memory tier holds live
     objects (no copy, no codec); values bound for L2 are encoded by `codec`, so an unserializable value fails at
     `set` time with `SerializationError` when an L2 tier is configured.
+
+    L2 faults fail open: a timed-out or unreachable L2 counts as a miss and a skipped write, logged once per outage
+    (see `overdrive.cache._outage`). With a `RedisTier` as L2 the cache also takes a Redis lease before loading, so
+    one process loads a missing key while others wait (`lease.py`), and keeps its L1 coherent with other instances
+    through pub/sub (`invalidation.py`); call `aclose` to stop that listener.
 
     Args:
         l1: The memory tier; a 10,000-entry `MemoryTier` when neither tier is given.
@@ -78,6 +88,20 @@ class Cache:
         self.metrics = CacheMetrics()
         self._flights = SingleFlight()
         self._sync: SyncReader | None = None
+        self.outage = Outage(self.metrics)
+        self.sender = uuid.uuid4().hex
+        self._redis = l2 if isinstance(l2, RedisTier) else None
+        self._listener: Listener | None = None
+        self._leases: Leases | None = None
+        if self._redis is not None:
+            self._listener = Listener(
+                self._redis,
+                sender=self.sender,
+                on_keys=self._peer_keys,
+                on_tags=self._peer_tags,
+                on_flush=self._peer_flush,
+            )
+            self._leases = Leases(self._redis, self._listener, self.outage, self.metrics)
 
     def key(self, key: str) -> str:
         """The full key stored for a user key (namespace and version prefixed)."""
@@ -131,19 +155,26 @@ class Cache:
         payload = self.codec.encode(value) if self.l2 is not None else None
         self._flights.supersede(full)
         await self._put(full, value, payload, policy, tags, delta=0.0)
+        await self._publish(KEYS, (full,))
 
     async def delete(self, key: str) -> bool:
         """Remove `key` from every tier; True if a tier held it."""
-        full = self.prefix + key
-        self._flights.supersede(full)
-        return await self._forget(full)
+        return await self.drop(self.prefix + key)
+
+    async def drop(self, key: str) -> bool:
+        """`delete` on a full key (namespace and version included), telling other instances to drop it too."""
+        self._flights.supersede(key)
+        found = await self._forget(key)
+        await self._publish(KEYS, (key,))
+        return found
 
     async def clear(self) -> None:
-        """Remove every entry from every tier."""
+        """Remove every entry from every tier (and from other instances' memory tiers)."""
         if self.l1 is not None:
             await self.l1.clear()
         if self.l2 is not None:
-            await self.l2.clear()
+            await self.outage.call(self.l2.clear)
+            await self._publish(CLEAR)
 
     async def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of `tags`: O(len(tags)), however many entries carry them."""
@@ -151,15 +182,49 @@ class Cache:
         if self.l1 is not None:
             self.l1.bump(tags)
         if self.l2 is not None:
-            await self.l2.bump_generations(tags)
+            await self.outage.call(self.l2.bump_generations, tags)
+            await self._publish(TAGS, tags)
 
     async def drain(self) -> None:
         """Wait until no load or background refresh is running (for a graceful shutdown, and for tests)."""
         await self._flights.drain()
 
     async def aclose(self) -> None:
-        """Cancel running loads and background refreshes."""
+        """Cancel running loads and background refreshes, and stop listening to other instances.
+
+        The L2 tier is not closed: it may be shared (close a `RedisTier` with its own `aclose`).
+        """
         await self._flights.cancel_all()
+        if self._listener is not None:
+            await self._listener.aclose()
+
+    # -- other instances ---------------------------------------------------------------------------------------------
+
+    async def _publish(self, kind: str, items: tuple[str, ...] = ()) -> None:
+        if self._redis is not None:
+            await self.outage.call(self._redis.publish, INVALIDATE, message(self.sender, kind, items))
+
+    def _peer_keys(self, keys: list[str]) -> None:
+        self.metrics.peer_invalidations += 1
+        for key in keys:
+            self._flights.supersede(key)
+            if self.l1 is not None:
+                self.l1.discard(key)
+
+    def _peer_tags(self, tags: tuple[str, ...]) -> None:
+        self.metrics.peer_invalidations += 1
+        self._flights.supersede_tagged(tags)
+        if self.l1 is not None:
+            self.l1.bump(tags)
+
+    async def _peer_flush(self) -> None:
+        if self.l1 is not None:
+            await self.l1.clear()
+
+    async def _listen(self) -> None:
+        listener = self._listener
+        if listener is not None and not listener.started and not self.outage.skipping():
+            await listener.start()
 
     # -- read-through ----------------------------------------------------------------------------------------------
 
@@ -192,7 +257,7 @@ class Cache:
         self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...], decode_as: Any
     ) -> Any:
         """`get_or_load` on a full key: the slow path behind every cached call that is not a plain L1 hit."""
-        entry = await self._find(key, decode_as)
+        entry = await self._find(key, decode_as, tags)
         metrics = self.metrics
         if entry is not None:
             now = self.clock()
@@ -201,23 +266,23 @@ class Cache:
                 if entry.error is not None:
                     raise entry.error
                 if now >= entry.refresh_at:
-                    self._refresh(key, loader, policy, tags, early=True)
+                    self._refresh(key, loader, policy, tags, decode_as, early=True)
                 return entry.value
             if entry.error is None:
                 if now < entry.stale_until:
                     metrics.stale_served += 1
-                    self._refresh(key, loader, policy, tags, early=False)
+                    self._refresh(key, loader, policy, tags, decode_as, early=False)
                     return entry.value
                 metrics.misses += 1
                 try:
-                    return await self._load(key, loader, policy, tags)
+                    return await self._load(key, loader, policy, tags, decode_as)
                 except Exception:  # noqa: BLE001 -- stale-if-error: any failure of the loader
                     metrics.stale_served += 1
                     return entry.value
         metrics.misses += 1
-        return await self._load(key, loader, policy, tags)
+        return await self._load(key, loader, policy, tags, decode_as)
 
-    async def _find(self, key: str, decode_as: Any) -> Entry | None:
+    async def _find(self, key: str, decode_as: Any, tags: tuple[str, ...] = ()) -> Entry | None:
         """The entry under `key` from L1, else from L2 (then kept in L1); expired and invalidated entries are None."""
         l1 = self.l1
         if l1 is not None:
@@ -228,53 +293,94 @@ class Cache:
                 l1.discard(key)
         if self.l2 is None:
             return None
-        return await self._find_l2(self.l2, key, decode_as)
+        return await self._find_l2(self.l2, key, decode_as, tags)
 
-    async def _find_l2(self, l2: Tier, key: str, decode_as: Any) -> Entry | None:
-        entry = await l2.get(key)
+    async def _find_l2(self, l2: Tier, key: str, decode_as: Any, tags: tuple[str, ...] = ()) -> Entry | None:
+        """The current entry under `key` in L2, decoded and kept in L1; None on a miss, a fault or a bad entry."""
+        await self._listen()
+        listener, outage = self._listener, self.outage
+        seq = listener.seq if listener is not None else 0
+        entry: Entry | None
+        if tags and self._redis is not None:
+            entry = await outage.call(self._redis.get_current, key, tags)
+        else:
+            entry = await outage.call(l2.get, key)
+            if entry is not None and entry.tags and await outage.call(l2.get_generations, entry.tags) != entry.gens:
+                return None
         if entry is None:
-            return None
-        if entry.tags and await l2.get_generations(entry.tags) != entry.gens:
             return None
         try:
             value = self.codec.decode(entry.value, decode_as)  # type: ignore[arg-type]
         except (SerializationError, TypeError):
             self.metrics.corrupt += 1
             log.warning("Dropped a cache entry that could not be decoded.", extra={"key": key})
-            await l2.delete(key)
+            await outage.call(l2.delete, key)
             return None
         gens = self.l1.generations(entry.tags) if self.l1 is not None else ()
         local = entry.replace_value(value, gens)
-        if self.l1 is not None:
+        # An invalidation that arrived during the read may postdate what was read: serve it once, do not keep it.
+        if self.l1 is not None and (listener is None or listener.seq == seq):
             self.l1.store(key, local)
         return local
+
+    async def _find_fresh_l2(self, key: str, decode_as: Any, tags: tuple[str, ...]) -> Entry | None:
+        """A fresh (not stale) entry under `key` in L2: what a process waiting for another's load looks for."""
+        if self.l2 is None:
+            return None
+        entry = await self._find_l2(self.l2, key, decode_as, tags)
+        if entry is None or entry.error is not None or entry.fresh_until <= self.clock():
+            return None
+        return entry
 
     # -- loads -------------------------------------------------------------------------------------------------------
 
     async def _load(
-        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...]
+        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...], decode_as: Any
     ) -> Any:
         flight = self._flights.get(key)
         if flight is None:
-            flight = self._flights.start(key, tags, lambda f: self._run(key, loader, policy, f))
+            flight = self._flights.start(key, tags, lambda f: self._run_leased(key, loader, policy, f, decode_as))
         else:
             self.metrics.coalesced_waits += 1
         return await asyncio.shield(flight.task)
 
     def _refresh(
-        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...], *, early: bool
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[Any]],
+        policy: Freshness,
+        tags: tuple[str, ...],
+        decode_as: Any,
+        *,
+        early: bool,
     ) -> None:
         """Start one background load for `key`, unless one is running."""
         if self._flights.get(key) is None:
             self.metrics.refreshes += 1
             self.metrics.early_refreshes += early
-            self._flights.start(key, tags, lambda f: self._run(key, loader, policy, f))
+            self._flights.start(key, tags, lambda f: self._run_leased(key, loader, policy, f, decode_as))
+
+    async def _run_leased(
+        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, flight: Flight, decode_as: Any
+    ) -> Any:
+        """`_run`, holding the key's Redis lease when L2 is Redis, unless another process stores the value first."""
+        leases = self._leases
+        if leases is None:
+            return await self._run(key, loader, policy, flight)
+        token, found = await leases.acquire(key, lambda: self._find_fresh_l2(key, decode_as, flight.tags))
+        if found is not None:
+            return found.value
+        try:
+            return await self._run(key, loader, policy, flight)
+        finally:
+            if token is not None:
+                await leases.release(key, token)
 
     async def _run(self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, flight: Flight) -> Any:
         tags = flight.tags
         # Generations are read before loading: a tag invalidated during the load makes the result stale at once.
         gens1 = self.l1.generations(tags) if self.l1 is not None else ()
-        gens2 = await self.l2.get_generations(tags) if self.l2 is not None and tags else ()
+        gens2 = await self._l2_generations(tags)
         clock = self.clock
         self.metrics.loads += 1
         start = clock()
@@ -301,28 +407,43 @@ class Cache:
         tags: tuple[str, ...],
         *,
         delta: float,
-        gens: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+        gens: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None,
+        strict: bool = False,
     ) -> None:
-        """Store an encoded-if-needed value in every tier, or forget the key if the policy does not cache it."""
+        """Store an encoded-if-needed value in every tier, or forget the key if the policy does not cache it.
+
+        L2 faults fail open (the L2 write is skipped), unless `strict`, when they raise.
+        """
         l1, l2 = self.l1, self.l2
+        await self._listen()
         if gens is None:
-            gens = (
-                l1.generations(tags) if l1 is not None else (),
-                await l2.get_generations(tags) if l2 and tags else (),
-            )
+            gens = (l1.generations(tags) if l1 is not None else (), await self._l2_generations(tags, strict=strict))
         entry = policy.entry(value, now=self.clock(), delta=delta, rng=self.rng, tags=tags, gens=gens[0])
         if entry is None:
             await self._forget(key)
             return
         if l1 is not None:
             l1.store(key, entry)
-        if l2 is not None:
-            await l2.set(key, entry.replace_value(payload, gens[1]))
+        if l2 is not None and gens[1] is not None:
+            stored = entry.replace_value(payload, gens[1])
+            if strict:
+                await l2.set(key, stored)
+            else:
+                await self.outage.call(l2.set, key, stored)
+
+    async def _l2_generations(self, tags: tuple[str, ...], *, strict: bool = False) -> tuple[int, ...] | None:
+        """The L2 generations of `tags`; None when L2 failed (then nothing may be written to it) unless `strict`."""
+        if self.l2 is None or not tags:
+            return ()
+        if strict:
+            return await self.l2.get_generations(tags)
+        gens: tuple[int, ...] | None = await self.outage.call(self.l2.get_generations, tags)
+        return gens
 
     async def _forget(self, key: str) -> bool:
         found = self.l1.discard(key) if self.l1 is not None else False
         if self.l2 is not None:
-            found = await self.l2.delete(key) or found
+            found = await self.outage.call(self.l2.delete, key, default=False) or found
         return found
 
     # -- write helpers ------------------------------------------------------------------------------------------------
@@ -354,8 +475,10 @@ class Cache:
             raise
         self._flights.supersede(full)
         try:
-            await self._put(full, value, payload, policy, tags, delta=0.0)
+            await self._put(full, value, payload, policy, tags, delta=0.0, strict=True)
         except Exception as exc:
             await self._forget(full)
+            await self._publish(KEYS, (full,))
             msg = f"The store accepted the write for {key!r}, but the cache could not be updated; the key was dropped."
             raise CacheError(msg) from exc
+        await self._publish(KEYS, (full,))

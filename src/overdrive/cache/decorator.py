@@ -186,9 +186,7 @@ def _wrap_async(
             return await read_through(key, loader, policy, make_tags(*args, **kwargs), decode_as)
 
     async def invalidate(*args: Any, **kwargs: Any) -> bool:
-        key = make_key(*args, **kwargs)
-        cache._flights.supersede(key)
-        return await cache._forget(key)
+        return await cache.drop(make_key(*args, **kwargs))
 
     functools.update_wrapper(wrapper, fn)
     wrapper.invalidate = invalidate  # type: ignore[attr-defined]

@@ -20,6 +20,10 @@ class CacheMetrics:
         refreshes: Background refreshes started (stale-while-revalidate and early refresh).
         early_refreshes: Of those, refreshes started early, before the value went stale.
         corrupt: Entries dropped because they could not be decoded (corrupt, tampered or foreign).
+        l2_errors: L2 calls that timed out or could not reach the tier (each one failed open).
+        l2_outages: Outages: runs of failed L2 calls, each logged once.
+        lease_waits: Loads not run here because another process held the key's lease and stored the value.
+        peer_invalidations: Invalidation messages received from other instances.
 
     """
 
@@ -28,11 +32,15 @@ class CacheMetrics:
         "corrupt",
         "early_refreshes",
         "hits",
+        "l2_errors",
+        "l2_outages",
+        "lease_waits",
         "load_errors",
         "load_seconds",
         "load_seconds_max",
         "loads",
         "misses",
+        "peer_invalidations",
         "refreshes",
         "stale_served",
     )
@@ -49,6 +57,10 @@ class CacheMetrics:
         self.refreshes = 0
         self.early_refreshes = 0
         self.corrupt = 0
+        self.l2_errors = 0
+        self.l2_outages = 0
+        self.lease_waits = 0
+        self.peer_invalidations = 0
 
     def record_load(self, seconds: float, *, failed: bool) -> None:
         """Count one finished loader call."""
