@@ -19,48 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from overdrive.loadtest.abtest import run_interleaved
 from overdrive.loadtest.runner import LoadOptions
 from overdrive.loadtest.scenario import Scenario
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from overdrive.loadtest.stallserver import running
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def steady_server(service_ms: float, core: int) -> Iterator[str]:
-    port = _free_port()
-    command = [sys.executable, "-m", "overdrive.loadtest.stallserver", str(port), "1e9", "0", str(service_ms)]
-    with subprocess.Popen(command) as proc:
-        os.sched_setaffinity(proc.pid, {core})
-        try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            proc.terminate()
 
 
 def main() -> int:
@@ -78,8 +48,8 @@ def main() -> int:
     started = datetime.now(UTC)
     trials: list[dict[str, object]] = []
     with (
-        steady_server(args.service_ms, 0) as url_a,
-        steady_server(args.service_ms * (1 + args.slowdown), 0) as url_b,
+        running(1e9, 0, service_ms=args.service_ms, cpus=(0,)) as url_a,
+        running(1e9, 0, service_ms=args.service_ms * (1 + args.slowdown), cpus=(0,)) as url_b,
     ):
         a, b = Scenario.single(url_a), Scenario.single(url_b)
         for index in range(args.trials):

@@ -21,48 +21,18 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from overdrive.loadtest.stallserver import expected_percentile
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from overdrive.loadtest.stallserver import expected_percentile, running
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def stall_server(after_s: float, stall_s: float) -> Iterator[str]:
-    port = _free_port()
-    command = ["taskset", "-c", "0", sys.executable, "-m", "overdrive.loadtest.stallserver", str(port)]
-    with subprocess.Popen([*command, str(after_s), str(stall_s)]) as proc:
-        try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            proc.terminate()
 
 
 def _wrk_ms(text: str, label: str) -> float:
@@ -105,7 +75,7 @@ def main() -> int:
     runs: list[dict[str, object]] = []
     for index in range(args.rounds):
         for tool in tools if index % 2 == 0 else tuple(reversed(tools)):
-            with stall_server(args.stall_after, args.stall) as url:
+            with running(args.stall_after, args.stall, cpus=(0,)) as url:
                 figures = run_one(tool, url, args)
             runs.append({"round": index, "tool": tool, **figures})
             print(f"round {index + 1} {tool}: {figures}", flush=True)

@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -125,25 +122,3 @@ def misbehaving_server() -> Iterator[MisbehavingServer]:
             loop.call_soon_threadsafe(task.cancel)
         thread.join(10)
         loop.close()
-
-
-@contextmanager
-def stall_server(stall_after_s: float, stall_s: float, service_ms: float = 1.0) -> Iterator[str]:
-    """Run `overdrive.loadtest.stallserver` in its own process; yields its URL once it accepts connections.
-
-    Readiness is checked by connecting only: the first HTTP request the server sees starts its stall clock.
-    """
-    port = free_port()
-    args = [str(port), str(stall_after_s), str(stall_s), str(service_ms)]
-    with subprocess.Popen([sys.executable, "-m", "overdrive.loadtest.stallserver", *args]) as proc:
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            proc.terminate()

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from overdrive.cli import main
-from tests.loadtest.servers import stall_server
+from overdrive.loadtest.stallserver import running
 
 
 def steady_server(service_ms: float) -> AbstractContextManager[str]:
     """A server that answers every request after `service_ms` (the stall server, with no stall)."""
-    return stall_server(1e9, 0, service_ms)
+    return running(1e9, 0, service_ms=service_ms)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ import pytest
 
 from overdrive.loadtest.runner import LoadOptions, run_load
 from overdrive.loadtest.scenario import Scenario
-from overdrive.loadtest.stallserver import expected_percentile
-from tests.loadtest.servers import stall_server as stall_server_process
+from overdrive.loadtest.stallserver import expected_percentile, running
 
 STALL_AFTER_S = 1.5
 STALL_S = 0.6
@@ -23,7 +22,7 @@ DURATION_S = 6.0
 
 @contextmanager
 def stall_server() -> Iterator[str]:
-    with stall_server_process(STALL_AFTER_S, STALL_S) as url:
+    with running(STALL_AFTER_S, STALL_S) as url:
         yield url
 
 

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
+import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
-__all__ = ["StallServer", "expected_percentile", "main"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = ["StallServer", "expected_percentile", "main", "running"]
 
 _RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 _SERVICE_S = 0.001
@@ -75,6 +82,43 @@ async def serve(port: int, stall_after_s: float, stall_s: float, service_s: floa
     loop.add_signal_handler(signal.SIGTERM, serving.cancel)  # a clean exit on terminate()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
+
+
+@contextlib.contextmanager
+def running(
+    stall_after_s: float, stall_s: float, *, service_ms: float = _SERVICE_S * 1000, cpus: Sequence[int] = ()
+) -> Iterator[str]:
+    """Run the server in a child process on a free loopback port; yield its URL once it accepts connections.
+
+    Readiness is checked by connecting only, so the first HTTP request the server sees, and so the start of its
+    stall clock, is the caller's. With `cpus`, the process is pinned to those cores.
+
+    Raises:
+        RuntimeError: the server did not accept connections within 20 s.
+
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    args = [str(port), repr(stall_after_s), repr(stall_s), repr(service_ms)]
+    with subprocess.Popen([sys.executable, "-m", "overdrive.loadtest.stallserver", *args]) as process:
+        try:
+            if cpus and hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(process.pid, set(cpus))
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        msg = f"The stall server on port {port} did not start."
+                        raise RuntimeError(msg) from None
+                    time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            process.terminate()
+            process.wait(10)
 
 
 def main(argv: list[str] | None = None) -> int:
