@@ -1,0 +1,123 @@
+"""Pure ASGI middleware: RED metrics per route template, request IDs, and Server-Timing.
+
+One class, `ObservabilityMiddleware`, does the three jobs in one pass, because each needs the same two moments
+(request start, response start) and wrapping three middlewares would pay for three `send` wrappers per request.
+Per-request state lives in a small responder object, never on the middleware.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from overdrive.observability.metrics import UNMATCHED_ROUTE, RequestMetrics
+
+if TYPE_CHECKING:
+    from overdrive.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["REQUEST_ID_HEADER", "ObservabilityMiddleware", "route_template"]
+
+REQUEST_ID_HEADER = b"x-request-id"
+_VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (Starlette and FastAPI put the route in the scope), or ``(unmatched)``."""
+    route: Any = scope.get("route")
+    if route is None:
+        return UNMATCHED_ROUTE
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else UNMATCHED_ROUTE
+
+
+def _new_id() -> bytes:
+    return os.urandom(8).hex().encode()
+
+
+class _Responder:
+    """One request's view: its start time, status, request id; wraps `send` to add headers."""
+
+    __slots__ = ("middleware", "request_id", "send", "started", "status")
+
+    def __init__(self, middleware: ObservabilityMiddleware, send: Send, request_id: bytes) -> None:
+        self.middleware = middleware
+        self.send = send
+        self.request_id = request_id
+        self.started = perf_counter()
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = list(message.get("headers", ()))
+            headers.append((REQUEST_ID_HEADER, self.request_id))
+            if self.middleware.server_timing:
+                elapsed_ms = (perf_counter() - self.started) * 1000
+                headers.append((b"server-timing", f"app;dur={elapsed_ms:.2f}".encode()))
+            message = {**message, "headers": headers}
+        await self.send(message)
+
+
+class ObservabilityMiddleware:
+    """Records RED metrics, tags each request with an id, and reports its time in Server-Timing.
+
+    Args:
+        app: the ASGI application.
+        metrics: the registry to record into (share one per process).
+        metrics_path: where the Prometheus exposition is served (None: not served by this middleware).
+        server_timing: add ``Server-Timing: app;dur=<ms>`` to responses.
+        trust_request_id: accept a well-formed incoming ``X-Request-ID`` (1-128 of ``A-Za-z0-9._:-``) instead of
+            generating one; a malformed one is replaced, never echoed.
+
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: RequestMetrics,
+        metrics_path: str | None = "/metrics",
+        server_timing: bool = True,
+        trust_request_id: bool = True,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.metrics_path = metrics_path
+        self.server_timing = server_timing
+        self.trust_request_id = trust_request_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the exposition, or run the app with timing, counting and a request id."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == self.metrics_path:
+            await self._exposition(send)
+            return
+        metrics = self.metrics
+        method = metrics.label_method(scope["method"])
+        responder = _Responder(self, send, self._request_id(scope))
+        scope.setdefault("state", {})["request_id"] = responder.request_id.decode()
+        metrics.started(method)
+        try:
+            await self.app(scope, receive, responder)
+        finally:
+            metrics.finished(method, route_template(scope), responder.status, perf_counter() - responder.started)
+
+    def _request_id(self, scope: Scope) -> bytes:
+        if self.trust_request_id:
+            for name, value in scope["headers"]:
+                if name == REQUEST_ID_HEADER:
+                    return value if _VALID_ID.fullmatch(value) else _new_id()
+        return _new_id()
+
+    async def _exposition(self, send: Send) -> None:
+        body = self.metrics.render().encode()
+        headers = [
+            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
