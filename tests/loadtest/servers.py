@@ -2,7 +2,8 @@
 
 Paths: ``/ok``, ``/chunked``, ``/close`` (Connection: close), ``/eof`` (HTTP/1.0 body ended by closing),
 ``/status/NNN``, ``/redirect`` (302, must not be followed), ``/reset`` (every third request on the server is
-answered by resetting the connection), ``/hang`` (never answered). The server counts requests per path.
+answered by resetting the connection), ``/hang`` (never answered), ``/garbage`` (not HTTP).
+The server counts requests per path.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class _Protocol(asyncio.Protocol):
                 self.transport.abort()
                 return False
             self.transport.write(_OK)
+        elif path == "/garbage":
+            self.transport.write(b"NOT HTTP AT ALL\r\n\r\n")
         elif path == "/hang":
             pass
         else:

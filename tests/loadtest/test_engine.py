@@ -82,6 +82,13 @@ class TestFaults:
         assert sum(result.transport_errors.values()) > 10
         assert result.completed > 2 * sum(result.transport_errors.values()) * 0.9
 
+    def test_unparsable_responses_are_counted_and_the_run_goes_on(self, server: MisbehavingServer) -> None:
+        before = server.counts["/garbage"]
+        result = _run(server, "/garbage")
+        assert result.completed == 0
+        assert result.transport_errors.get("invalid response", 0) >= 4
+        assert server.counts["/garbage"] - before >= result.transport_errors["invalid response"]
+
     def test_hung_requests_time_out_and_the_run_stops_by_itself(self, server: MisbehavingServer) -> None:
         result = _run(server, "/hang", timeout_s=0.3, duration_s=1.0)
         assert result.completed == 0

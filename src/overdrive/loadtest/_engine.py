@@ -55,12 +55,17 @@ class WindowStats:
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; callbacks go straight to the engine."""
 
-    __slots__ = ("busy", "done", "engine", "intended", "name", "parser", "sent_at", "status", "transport")
+    __slots__ = (
+        "busy", "data_received", "done", "engine", "intended", "name", "parser", "sent_at", "status", "transport",
+    )  # fmt: skip
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.done = engine.completed
         self.parser = httptools.HttpResponseParser(self)
+        # The loop calls the parser directly: no Python frame per read. A parse error then escapes to the loop,
+        # which closes the transport and hands the error to `connection_lost` (counted as an invalid response).
+        self.data_received = self.parser.feed_data  # type: ignore[method-assign]
         self.transport: asyncio.Transport | None = None
         self.busy = False
         self.status = 0
@@ -71,12 +76,6 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.engine.connected(self)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.engine.failed(self, "invalid response")
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -156,17 +155,10 @@ class Engine:
                 self.connections.discard(conn)
             else:
                 conn.busy = False
-                self.window.transport_error("connection reset" if exc else "connection closed")
+                self.window.transport_error(_lost_kind(exc))
         if not self.stopping:
             self.replace_connection()
         self._maybe_drained()
-
-    def failed(self, conn: Connection, kind: str) -> None:
-        """The response could not be parsed: count it and drop the connection."""
-        if conn.busy:
-            conn.busy = False
-            self.window.transport_error(kind)
-        conn.transport.abort()  # type: ignore[union-attr]
 
     def check_timeouts(self) -> None:
         """Abort connections whose request has waited longer than the timeout."""
@@ -367,6 +359,21 @@ class OpenEngine(Engine):
         self.dropped += len(self.backlog)
         self.backlog.clear()
         super().stop()
+
+
+def _lost_kind(exc: BaseException | None) -> str:
+    if exc is None:
+        return "connection closed"
+    if isinstance(exc, httptools.HttpParserError):
+        return "invalid response"
+    return "connection reset"
+
+
+def quiet_parse_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Loop exception handler: parse errors are counted by the engine; anything else is reported as usual."""
+    if isinstance(context.get("exception"), httptools.HttpParserError):
+        return
+    loop.default_exception_handler(context)
 
 
 def _kind(exc: OSError) -> str:

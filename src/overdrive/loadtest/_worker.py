@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from overdrive.loadtest._engine import ClosedEngine, Engine, OpenEngine, WindowStats
+from overdrive.loadtest._engine import ClosedEngine, Engine, OpenEngine, WindowStats, quiet_parse_errors
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection as Pipe
@@ -123,6 +123,7 @@ class _Worker:
 
     async def run(self) -> None:
         c = self.config
+        asyncio.get_running_loop().set_exception_handler(quiet_parse_errors)
         engine = self._engine()
         await asyncio.sleep(max(0.0, c.start_at - time.time()))
         t0 = perf_counter_ns()
