@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from overdrive.db import Page, Paginator, paginate
+from overdrive.db import Page, Paginator, paginate, paginate_sync
 from overdrive.exceptions import ConfigurationError, PaginationError
 from tests.db.conftest import StatementLog
-from tests.db.models import ROWS, Item
+from tests.db.models import ROWS, Base, Item, make_items
 
 pytestmark = pytest.mark.anyio
 
@@ -200,3 +202,26 @@ class TestRefusals:
     def test_a_short_secret_is_a_configuration_error(self) -> None:
         with pytest.raises(ConfigurationError, match="at least 16 bytes"):
             Paginator(secret="short")  # noqa: S106 -- a deliberately bad test secret
+
+
+class TestSync:
+    def test_paginate_sync_walks_a_sync_session_like_the_async_one(self, tmp_path: Path) -> None:
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'sync.sqlite3'}")
+        try:
+            Base.metadata.create_all(engine)
+            with Session(engine) as session:
+                session.add_all(make_items())
+                session.commit()
+                query = sa.select(Item).order_by(Item.score.desc(), Item.bucket, Item.id.desc())
+                seen: list[int] = []
+                page = paginate_sync(session, query, secret=SECRET, first=9)
+                seen += _ids(page)
+                while page.next_cursor is not None:
+                    page = paginate_sync(session, query, secret=SECRET, first=9, after=page.next_cursor)
+                    seen += _ids(page)
+                items = session.scalars(sa.select(Item)).all()
+                spec = ORDERINGS["nullable-desc-mixed"][1]
+                ordered = sorted(items, key=functools.cmp_to_key(functools.partial(_compare, spec)))
+                assert seen == [item.id for item in ordered]
+        finally:
+            engine.dispose()
