@@ -175,6 +175,8 @@ class TestRefusals:
             (sa.select(Item).order_by(Item.bucket), "not known to be unique"),
             (sa.select(Item).order_by(Item.bucket, Item.score), "not known to be unique"),
             (sa.select(Item).order_by(Item.id).limit(5), "remove .limit()"),
+            (sa.select(Item).order_by("id"), "not by label names or text"),
+            (sa.select(Item).order_by(sa.text("id")), "not by label names or text"),
         ],
     )
     async def test_statements_without_a_unique_ordering_are_refused(

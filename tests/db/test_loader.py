@@ -55,6 +55,7 @@ class TestWithTheDatabase:
         assert missing is None
         with pytest.raises(KeyNotFound, match="No value was found for key -1"):
             await loader.require(-1)
+        assert (await loader.require(known)) is found
         assert len(statements.statements) == 1  # the miss is cached too
 
     async def test_a_loaded_key_is_served_from_the_cache(self, session: AsyncSession, statements: StatementLog) -> None:
@@ -129,10 +130,36 @@ class TestBatching:
         with pytest.raises(asyncio.CancelledError):
             await doomed
 
+    async def test_a_key_cleared_while_its_batch_fails_keeps_its_new_entry(self) -> None:
+        recorder = Recorder()
+        recorder.error = ConnectionError("database went away")
+        loader = BatchLoader(recorder)
+        first = asyncio.ensure_future(loader.load(1))
+        await asyncio.sleep(0)  # the batch is dispatched and fails on its first step
+        loader.clear(1)
+        loader.prime(1, 5)
+        with pytest.raises(ConnectionError):
+            await first
+        assert await loader.load(1) == 5
+
+    async def test_a_key_cleared_and_loaded_again_in_one_tick_answers_both_callers(self) -> None:
+        recorder = Recorder()
+        loader = BatchLoader(recorder)
+
+        async def clear_and_load() -> int | None:
+            loader.clear(3)
+            return await loader.load(3)
+
+        first = asyncio.ensure_future(loader.load(3))
+        second = asyncio.ensure_future(clear_and_load())
+        assert list(await asyncio.gather(first, second)) == [9, 9]
+        assert recorder.calls == [[3]]
+
     async def test_prime_and_clear_control_the_cache(self) -> None:
         recorder = Recorder()
         loader = BatchLoader(recorder)
         loader.prime(4, 100)
+        loader.prime(4, 200)  # the first value stays
         assert await loader.load(4) == 100
         loader.clear(4)
         assert await loader.load(4) == 16

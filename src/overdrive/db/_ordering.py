@@ -28,6 +28,8 @@ __all__ = ["SortKey", "order_clauses", "parse_ordering", "position_filter", "sup
 _DIRECTIONS = {operators.asc_op: False, operators.desc_op: True}
 _NULLS = {operators.nulls_first_op: False, operators.nulls_last_op: True}
 ROW_VALUES_SQLITE = (3, 15)
+# order_by("name") refers to a label by name; its value cannot be selected again as a sort key.
+_LABEL_REFERENCES = frozenset({"label_reference", "textual_label_reference", "textclause"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ def _sort_key(clause: Any) -> SortKey:
         else:
             nulls_last = _NULLS[element.modifier]
         element = element.element
-    if not isinstance(element, ColumnElement):
+    if not isinstance(element, ColumnElement) or element.__visit_name__ in _LABEL_REFERENCES:
         msg = f"Cannot keyset-paginate by {element!s}; sort by columns or SQL expressions, not by label names or text."
         raise PaginationError(msg)
     nullable = bool(getattr(element, "nullable", True))
@@ -131,8 +133,7 @@ def position_filter(
         if step is not None:
             equal = [_equal(k, v) for k, v in zip(keys[:index], values[:index], strict=True)]
             branches.append(sa.and_(*equal, step))
-    if not branches:
-        return sa.false()
+    # Never empty: the last key is non-null, so its own branch always exists.
     expanded = sa.or_(*branches)
     # A range on the leading key lets the planner use an index on it instead of scanning for the OR.
     first, value = keys[0], values[0]

@@ -57,7 +57,8 @@ class BatchLoader(Generic[K, V]):
         self._batch = batch
         self.max_batch_size = max_batch_size
         self._cache: dict[K, asyncio.Future[V | None]] = {}
-        self._pending: list[K] = []
+        # Keys with their futures: clear() may drop a key from the cache before its batch runs.
+        self._pending: list[tuple[K, asyncio.Future[V | None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -124,30 +125,29 @@ class BatchLoader(Generic[K, V]):
         if not self._pending:
             # Runs after every callback already queued, so the loads started in this tick join the batch.
             loop.call_soon(self._dispatch)
-        self._pending.append(key)
+        self._pending.append((key, future))
         return future
 
     def _dispatch(self) -> None:
-        keys, self._pending = self._pending, []
-        for start in range(0, len(keys), self.max_batch_size):
-            task = asyncio.get_running_loop().create_task(self._fetch(keys[start : start + self.max_batch_size]))
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), self.max_batch_size):
+            task = asyncio.get_running_loop().create_task(self._fetch(pending[start : start + self.max_batch_size]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _fetch(self, keys: list[K]) -> None:
-        futures = [self._cache[key] for key in keys]
+    async def _fetch(self, pending: list[tuple[K, asyncio.Future[V | None]]]) -> None:
+        keys = list(dict.fromkeys(key for key, _ in pending))  # distinct, in first-requested order
         try:
-            values = _align(keys, await self._batch(keys))
+            values = dict(zip(keys, _align(keys, await self._batch(keys)), strict=True))
         except Exception as exc:  # noqa: BLE001 -- handed to every waiting caller, who re-raises it
-            for key, future in zip(keys, futures, strict=True):
+            for key, future in pending:
                 if self._cache.get(key) is future:
                     del self._cache[key]  # a failure is not cached; the next load tries again
-                if not future.done():
-                    future.set_exception(exc)
+                future.set_exception(exc)
             return
-        for future, value in zip(futures, values, strict=True):
-            if not future.done():
-                future.set_result(value)
+        # Callers await these through shield(), so no future here is ever cancelled or resolved elsewhere.
+        for key, future in pending:
+            future.set_result(values[key])
 
 
 def _align(keys: list[K], result: Mapping[K, V] | Sequence[V | None]) -> list[V | None]:
