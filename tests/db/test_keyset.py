@@ -143,6 +143,25 @@ class TestQueries:
         assert "items.bucket >=" in sql
         assert " OR " in sql
 
+    async def test_a_nullable_leading_key_reads_the_rest_of_its_region_then_the_other_region(
+        self, session: AsyncSession, paginator: Paginator, statements: StatementLog
+    ) -> None:
+        query = sa.select(Item).order_by(Item.score, Item.id)
+        # A cursor on the last non-NULL row: the first query finds nothing more, the second reads the NULLs.
+        tail = sa.select(Item).where(Item.score.is_not(None)).order_by(Item.score.desc(), Item.id.desc())
+        last_valued = (await session.scalars(tail.limit(1))).one()
+        before = await paginator.paginate(session, query, last=1, before=None)
+        walk = await paginator.paginate(session, query, first=ROWS)
+        index = [item.id for item in walk.items].index(last_valued.id)
+        start = await paginator.paginate(session, query, first=index + 1)
+        statements.clear()
+        page = await paginator.paginate(session, query, first=5, after=start.next_cursor)
+        assert len(statements.statements) == 2
+        assert "items.score IS NOT NULL AND (items.score, items.id) >" in statements.statements[0]
+        assert "WHERE items.score IS NULL ORDER BY" in statements.statements[1]
+        assert all(item.score is None for item in page.items)
+        assert before.items[0].id == walk.items[-1].id
+
     async def test_nullable_keys_get_explicit_null_placement(
         self, session: AsyncSession, paginator: Paginator, statements: StatementLog
     ) -> None:

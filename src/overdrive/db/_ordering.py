@@ -9,7 +9,7 @@ is the opposite) and PostgreSQL return the same order.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Dialect
 
-__all__ = ["SortKey", "order_clauses", "parse_ordering", "position_filter", "supports_row_values"]
+__all__ = [
+    "SortKey",
+    "order_clauses",
+    "parse_ordering",
+    "position_filter",
+    "position_filters",
+    "supports_row_values",
+]
 
 _DIRECTIONS = {operators.asc_op: False, operators.desc_op: True}
 _NULLS = {operators.nulls_first_op: False, operators.nulls_last_op: True}
@@ -116,6 +123,28 @@ def order_clauses(keys: Sequence[SortKey], *, backward: bool) -> list[ColumnElem
             clause = clause.nulls_last() if key.nulls_last != backward else clause.nulls_first()
         clauses.append(clause)
     return clauses
+
+
+def position_filters(
+    keys: Sequence[SortKey], values: Sequence[object], *, backward: bool, row_values: bool
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the rows after ``values``, to run in turn until a page is full.
+
+    One clause, unless the leading key is nullable and the cursor sits in the region (NULL or not) that the other
+    region follows. One OR over both regions would make the planner walk the index from its start and filter, which
+    is as slow as OFFSET on deep pages; two queries, the rest of the cursor's region and then the other region from
+    its start, each follow the index.
+    """
+    first, value = keys[0], values[0]
+    if not first.nullable or (value is not None) != (first.nulls_last != backward):
+        return [position_filter(keys, values, backward=backward, row_values=row_values)]
+    if value is not None:
+        rest = position_filter(
+            [replace(first, nullable=False), *keys[1:]], values, backward=backward, row_values=row_values
+        )
+        return [sa.and_(first.expr.is_not(None), rest), first.expr.is_(None)]
+    rest = position_filter(keys[1:], values[1:], backward=backward, row_values=row_values)
+    return [sa.and_(first.expr.is_(None), rest), first.expr.is_not(None)]
 
 
 def position_filter(

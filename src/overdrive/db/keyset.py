@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from overdrive.db._cursor import CursorCodec
-from overdrive.db._ordering import SortKey, order_clauses, parse_ordering, position_filter, supports_row_values
+from overdrive.db._ordering import SortKey, order_clauses, parse_ordering, position_filters, supports_row_values
 from overdrive.exceptions import PaginationError
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Page(Generic[T]):
 class _Plan:
     """A paginated query, ready to run, and what is needed to turn its rows into a page."""
 
-    query: sa.Select[*tuple[Any, ...]]
+    queries: list[sa.Select[*tuple[Any, ...]]]
     keys: tuple[SortKey, ...]
     fingerprint: bytes
     width: int
@@ -120,7 +120,11 @@ class Paginator:
         plan = self._plan(
             statement=statement, dialect=session.get_bind().dialect, first=first, after=after, last=last, before=before
         )
-        rows = (await session.execute(plan.query)).all()
+        rows: list[Row[*tuple[Any, ...]]] = []
+        for query in plan.queries:
+            if len(rows) > plan.size:
+                break
+            rows += (await session.execute(query.limit(plan.size + 1 - len(rows)))).all()
         return self._page(plan, rows)
 
     def paginate_sync(
@@ -137,7 +141,12 @@ class Paginator:
         plan = self._plan(
             statement=statement, dialect=session.get_bind().dialect, first=first, after=after, last=last, before=before
         )
-        return self._page(plan, session.execute(plan.query).all())
+        rows: list[Row[*tuple[Any, ...]]] = []
+        for query in plan.queries:
+            if len(rows) > plan.size:
+                break
+            rows += session.execute(query.limit(plan.size + 1 - len(rows))).all()
+        return self._page(plan, rows)
 
     def _plan(
         self,
@@ -168,11 +177,13 @@ class Paginator:
         width = len(statement.column_descriptions)
         query = statement.order_by(None).order_by(*order_clauses(keys, backward=backward))
         query = query.add_columns(*(key.expr.label(f"{_KEY_LABEL}{i}") for i, key in enumerate(keys)))
+        queries = [query]
         if cursor is not None:
             values = self._codec.decode(cursor, fingerprint, len(keys))
             row_values = supports_row_values(dialect)
-            query = query.where(position_filter(keys, values, backward=backward, row_values=row_values))
-        return _Plan(query.limit(size + 1), keys, fingerprint, width, size, backward, cursor)
+            filters = position_filters(keys, values, backward=backward, row_values=row_values)
+            queries = [query.where(condition) for condition in filters]
+        return _Plan(queries, keys, fingerprint, width, size, backward, cursor)
 
     def _page(self, plan: _Plan, rows: Sequence[Row[*tuple[Any, ...]]]) -> Page[Any]:
         more = len(rows) > plan.size
