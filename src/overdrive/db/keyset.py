@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from overdrive.db._cursor import CursorCodec
-from overdrive.db._ordering import SortKey, order_clauses, parse_ordering, position_filters, supports_row_values
+from overdrive.db._ordering import order_clauses, parse_ordering, position_filters, supports_row_values
 from overdrive.exceptions import PaginationError
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ class Page(Generic[T]):
     """One page of results.
 
     Attributes:
-        items: The rows of the page in the statement's order: ORM objects for ``select(Model)``, else tuples.
+        items: The rows of the page in the statement's order: the entity or value itself when the statement selects
+            one thing (``select(Model)``, ``select(Model.id)``), else tuples.
         next_cursor: Pass as ``after=`` for the following page; None when there is none, or when this page is
             empty (rows were deleted under the cursor that led here: start again from that cursor or the first page).
         previous_cursor: Pass as ``before=`` for the preceding page; None when there is none, or when this page is
@@ -69,7 +70,6 @@ class _Plan:
     """A paginated query, ready to run, and what is needed to turn its rows into a page."""
 
     queries: list[sa.Select[*tuple[Any, ...]]]
-    keys: tuple[SortKey, ...]
     fingerprint: bytes
     width: int
     size: int
@@ -183,7 +183,7 @@ class Paginator:
             row_values = supports_row_values(dialect)
             filters = position_filters(keys, values, backward=backward, row_values=row_values)
             queries = [query.where(condition) for condition in filters]
-        return _Plan(queries, keys, fingerprint, width, size, backward, cursor)
+        return _Plan(queries, fingerprint, width, size, backward, cursor)
 
     def _page(self, plan: _Plan, rows: Sequence[Row[*tuple[Any, ...]]]) -> Page[Any]:
         more = len(rows) > plan.size
@@ -191,16 +191,14 @@ class Paginator:
         if plan.backward:
             rows.reverse()
         items = [row[0] if plan.width == 1 else tuple(row[: plan.width]) for row in rows]
-        head = self._cursor(plan, rows[0]) if rows else None
-        tail = self._cursor(plan, rows[-1]) if rows else None
         if plan.backward:
             has_previous, has_next = more, plan.cursor is not None
         else:
             has_previous, has_next = plan.cursor is not None, more
         return Page(
             items=items,
-            next_cursor=tail if has_next else None,
-            previous_cursor=head if has_previous else None,
+            next_cursor=self._cursor(plan, rows[-1]) if has_next and rows else None,
+            previous_cursor=self._cursor(plan, rows[0]) if has_previous and rows else None,
             has_next=has_next,
             has_previous=has_previous,
         )
