@@ -9,6 +9,11 @@ Every error Overdrive raises derives from one root, so callers can catch the fam
     │   ├── SerializationError (ValueError)  a value cannot be encoded, or a stored entry cannot be decoded
     │   └── WriteBehindError               buffered writes could not be flushed; they are attached, never dropped
     ├── ConfigurationError (ValueError)    bad settings, URLs or options, found at start-up
+    ├── DatabaseError                      the database layer (overdrive.db)
+    │   ├── InvalidCursor (ValueError)     a pagination cursor is tampered, foreign, outdated or malformed (a 400)
+    │   ├── KeyNotFound (LookupError)      a batch loader found no row for a key that was required
+    │   ├── LoaderError (RuntimeError)     a batch loader was misused: another event loop, a bad batch result
+    │   └── PaginationError (ValueError)   a statement cannot be keyset-paginated (no ORDER BY, no unique final key)
     ├── DemoError                          the reference shop app and its runner
     │   ├── SeedError                      seeding the demo database failed or found a foreign schema
     │   └── ServerStartError               the demo server process did not become ready
@@ -20,9 +25,14 @@ __all__ = [
     "CacheTimeout",
     "CacheUnavailable",
     "ConfigurationError",
+    "DatabaseError",
     "DemoError",
+    "InvalidCursor",
+    "KeyNotFound",
     "LoadTestError",
+    "LoaderError",
     "OverdriveError",
+    "PaginationError",
     "SeedError",
     "SerializationError",
     "ServerStartError",
@@ -81,3 +91,23 @@ class ServerStartError(DemoError):
 
 class LoadTestError(OverdriveError):
     """A load run could not be carried out: the target is unreachable or a worker process failed."""
+
+
+class DatabaseError(OverdriveError):
+    """The database layer (`overdrive.db`) failed or was misused."""
+
+
+class InvalidCursor(DatabaseError, ValueError):  # noqa: N818 -- a client error, read like ValueError; maps to 400
+    """A pagination cursor is tampered, signed with another secret, bound to another ordering, outdated or garbage."""
+
+
+class KeyNotFound(DatabaseError, LookupError):  # noqa: N818 -- reads like the builtin KeyError family it joins
+    """A batch loader found no value for a key the caller required."""
+
+
+class LoaderError(DatabaseError, RuntimeError):
+    """A batch loader was used from another event loop, or its batch function returned a malformed result."""
+
+
+class PaginationError(DatabaseError, ValueError):
+    """A statement cannot be keyset-paginated: no ORDER BY, no unique final key, or an unsupported sort expression."""
