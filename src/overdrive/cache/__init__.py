@@ -17,6 +17,7 @@ from overdrive.cache.codecs import Codec, MsgspecCodec, PickleCodec
 from overdrive.cache.core import Cache
 from overdrive.cache.decorator import AsyncCachedFunction, Decorator, SyncCachedFunction
 from overdrive.cache.freshness import Freshness
+from overdrive.cache.http import HTTPCacheMiddleware
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.cache.tiers import MemoryTier, Tier
 from overdrive.cache.writes import WriteBehind
@@ -29,6 +30,7 @@ __all__ = [
     "Decorator",
     "Entry",
     "Freshness",
+    "HTTPCacheMiddleware",
     "MemoryTier",
     "MsgspecCodec",
     "PickleCodec",
