@@ -32,12 +32,18 @@ class Origin:
         self.gate: asyncio.Event | None = None
         self.etag: str | None = None  # when set, the app answers a matching If-None-Match with its own 304
         self.seen: list[dict[str, str]] = []
+        self.methods: list[str] = []
+        self.fail_on: set[int] = set()  # the calls (1-based) that raise
 
     async def endpoint(self, request: Request) -> Response:
         self.calls += 1
         self.seen.append(dict(request.headers))
+        self.methods.append(request.method)
         if self.gate is not None:
             await self.gate.wait()
+        if self.calls in self.fail_on:
+            msg = "The app failed."
+            raise RuntimeError(msg)
         headers = dict(self.headers)
         if self.etag is not None:
             headers["etag"] = self.etag
@@ -279,6 +285,24 @@ class TestRevalidation:
         response = await client.get("/p")
         assert (response.text, response.headers["etag"]) == ("v2", '"r2"')
 
+    async def test_a_304_that_now_forbids_storing_answers_this_request_only(
+        self, client: httpx.AsyncClient, origin: Origin, middleware: HTTPCacheMiddleware, clock: FakeClock
+    ) -> None:
+        origin.etag = '"r1"'
+        await client.get("/p")
+        clock.advance(61)
+        origin.headers = {"cache-control": "no-store"}
+        response = await client.get("/p")
+        assert (response.text, response.headers["cache-control"]) == ("v1", "no-store")
+        assert middleware.metrics.uncacheable == {"no_store": 1}
+        await client.get("/p")
+        assert origin.calls == 3
+
+    async def test_an_invalid_expires_is_already_stale(self, client: httpx.AsyncClient, origin: Origin) -> None:
+        origin.headers = {"expires": "soon"}
+        await client.get("/p")
+        assert (await client.get("/p")).text == "v2"
+
 
 class TestStaleWhileRevalidate:
     async def test_stale_is_served_while_one_background_request_refreshes(
@@ -292,6 +316,36 @@ class TestStaleWhileRevalidate:
         assert origin.calls == 2
         assert (await client.get("/p")).text == "v2"
         assert middleware.metrics.stale_served == 3
+
+    async def test_a_stale_head_refreshes_with_a_get(
+        self, client: httpx.AsyncClient, origin: Origin, middleware: HTTPCacheMiddleware, clock: FakeClock
+    ) -> None:
+        origin.headers = {"cache-control": "max-age=10, stale-while-revalidate=30"}
+        await client.get("/p")
+        clock.advance(15)
+        assert (await client.head("/p")).content == b""
+        await middleware.drain()
+        assert origin.methods == ["GET", "GET"]
+        assert (await client.get("/p")).text == "v2"
+
+    async def test_a_failed_refresh_is_logged_and_stale_is_still_served(
+        self,
+        client: httpx.AsyncClient,
+        origin: Origin,
+        middleware: HTTPCacheMiddleware,
+        clock: FakeClock,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        origin.headers = {"cache-control": "max-age=10, stale-while-revalidate=30"}
+        origin.fail_on = {2}
+        await client.get("/p")
+        clock.advance(15)
+        assert (await client.get("/p")).text == "v1"
+        await middleware.drain()
+        assert "background refresh" in caplog.text
+        assert (await client.get("/p")).text == "v1"
+        await middleware.drain()
+        assert (await client.get("/p")).text == "v3"
 
     async def test_past_the_window_the_app_answers(
         self, client: httpx.AsyncClient, origin: Origin, clock: FakeClock
@@ -394,6 +448,19 @@ class TestCoalescing:
         assert len({response.text for response in responses}) == 10
         assert origin.calls == 10
 
+    async def test_a_failed_leader_releases_its_waiters_to_the_app(
+        self, client: httpx.AsyncClient, origin: Origin, middleware: HTTPCacheMiddleware
+    ) -> None:
+        origin.gate = asyncio.Event()
+        origin.fail_on = {1}
+        requests = [asyncio.create_task(client.get("/p")) for _ in range(10)]
+        await settle(lambda: middleware.metrics.coalesced_waits == 9)
+        origin.gate.set()
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        assert sum(isinstance(result, RuntimeError) for result in results) == 1
+        assert sum(isinstance(result, httpx.Response) and result.status_code == 200 for result in results) == 9
+        assert not middleware._inflight
+
 
 class TestTags:
     async def test_tagged_responses_are_purged_and_the_tag_header_is_stripped(
@@ -433,6 +500,33 @@ class TestBypass:
         assert len((await client.get("/p")).text) == 1001
         await client.get("/p")
         assert middleware.metrics.uncacheable == {"too_large": 2}
+
+    async def test_responses_with_other_messages_pass_through(self, cache: Cache) -> None:
+        """A response that is not plain body chunks (here a pathsend) is relayed in order, unstored."""
+        sent: list[Message] = []
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            headers = [(b"content-length", b"3"), (b"cache-control", b"max-age=60"), (b"cache-tag", b"t")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+            await send({"type": "http.response.pathsend", "path": "/srv/static/x.bin"})
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        middleware = HTTPCacheMiddleware(app, cache=cache)
+        scope = {"type": "http", "method": "GET", "path": "/f", "headers": [(b"host", b"x")], "query_string": b""}
+        await middleware(scope, receive, send)
+        assert [message["type"] for message in sent] == [
+            "http.response.start",
+            "http.response.body",
+            "http.response.pathsend",
+        ]
+        assert (b"cache-tag", b"t") not in sent[0]["headers"]
+        assert middleware.metrics.uncacheable == {"streaming": 1}
 
     async def test_other_methods_go_straight_to_the_app(self, client: httpx.AsyncClient, origin: Origin) -> None:
         await client.get("/p")

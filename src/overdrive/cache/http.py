@@ -20,6 +20,7 @@ with the app (`If-None-Match` with the app's own ETag; a 304 from the app refres
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from overdrive.cache._http_headers import (
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from overdrive.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["HTTPCacheMetrics", "HTTPCacheMiddleware"]
+
+log = logging.getLogger("overdrive.cache")
 
 _CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
 # RFC 9110 §15.4.5: a 304 repeats the fields a 200 would have sent among these.
@@ -147,10 +150,15 @@ class HTTPCacheMiddleware:
         """Start one background request refreshing `key`, unless one is running."""
         if key in self._refreshing:
             return
-        exchange = _Exchange(self, scope, _empty_request, _discard)
+        exchange = _Exchange(self, {**scope, "method": "GET"}, _empty_request, _discard)
         task = asyncio.get_running_loop().create_task(exchange.fetch(stale))
         self._refreshing[key] = task
-        task.add_done_callback(lambda _: self._refreshing.pop(key, None))
+        task.add_done_callback(lambda done: self._refreshed(key, done))
+
+    def _refreshed(self, key: str, task: asyncio.Task[None]) -> None:
+        del self._refreshing[key]
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("A background refresh of a cached response failed.", extra={"key": key}, exc_info=error)
 
 
 async def _empty_request() -> Message:
@@ -262,8 +270,7 @@ class _Exchange:
             try:
                 await self.fetch(stale)
             finally:
-                if mw._inflight.get(key) is event:
-                    del mw._inflight[key]
+                del mw._inflight[key]
                 event.set()
             return
         mw.metrics.coalesced_waits += 1
@@ -296,6 +303,12 @@ class _Exchange:
         entry: StoredResponse | None
         if status == 304 and stale is not None:  # noqa: PLR2004 -- Not Modified
             entry = _revalidated(stale, response_headers, now)
+            fields = dict(entry.headers)
+            veto = self.storage_veto(cache_control(fields.get(b"cache-control")), fields)
+            if veto is not None:  # the app's new headers forbid storing: answer this request only
+                self.mw.metrics.skip(veto)
+                await self.serve(entry, now)
+                return
         else:
             entry = self.make_entry(status, response_headers, b"".join(self.body), now)
             if entry is None:
@@ -326,6 +339,13 @@ class _Exchange:
         elif message["type"] == "http.response.body":
             self.body.append(message.get("body", b""))
         else:
+            # Anything but plain body chunks (a pathsend, trailers): not a response this cache can hold.
+            self.mw.metrics.skip("streaming")
+            self.passing = True
+            if self.start is not None:
+                await self.relay(self.start)
+            for chunk in self.body:
+                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
             await self.send(message)
 
     def early_reason(self, start: Message) -> str | None:
