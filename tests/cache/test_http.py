@@ -267,10 +267,12 @@ class TestRevalidation:
         self, client: httpx.AsyncClient, origin: Origin, clock: FakeClock
     ) -> None:
         origin.etag = '"r1"'
+        origin.headers = {"cache-control": "max-age=60", "cache-tag": "t"}
         await client.get("/p")
         clock.advance(61)
         response = await client.get("/p")
         assert (response.text, response.headers["age"], origin.calls) == ("v1", "0", 2)
+        assert "cache-tag" not in response.headers
         clock.advance(30)
         assert (await client.get("/p")).headers["age"] == "30"
         assert origin.calls == 2

@@ -302,7 +302,7 @@ class _Exchange:
         now = self.mw.cache.clock()
         entry: StoredResponse | None
         if status == 304 and stale is not None:  # noqa: PLR2004 -- Not Modified
-            entry = _revalidated(stale, response_headers, now)
+            entry = _revalidated(stale, response_headers, now, self.mw.tag_header)
             fields = dict(entry.headers)
             veto = self.storage_veto(cache_control(fields.get(b"cache-control")), fields)
             if veto is not None:  # the app's new headers forbid storing: answer this request only
@@ -312,7 +312,8 @@ class _Exchange:
         else:
             entry = self.make_entry(status, response_headers, b"".join(self.body), now)
             if entry is None:
-                await self.send_raw(status, response_headers, b"".join(self.body))
+                headers = [h for h in response_headers if h[0] != self.mw.tag_header]
+                await self.send_raw(status, headers, b"".join(self.body))
                 return
         await self.store(entry)
         await self.serve(entry, now)
@@ -449,11 +450,8 @@ class _Exchange:
         await self.send_raw(entry.status, [*entry.headers, age], body)
 
     async def send_raw(self, status: int, headers: Headers, body: bytes) -> None:
-        """Send one complete response (the tag header stripped)."""
-        tag = self.mw.tag_header
-        await self.send(
-            {"type": "http.response.start", "status": status, "headers": [h for h in headers if h[0] != tag]}
-        )
+        """Send one complete response."""
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -471,9 +469,9 @@ def _lifetime(cc: dict[str, str], fields: dict[bytes, bytes], now: float) -> flo
     return None
 
 
-def _revalidated(stale: StoredResponse, headers: Headers, now: float) -> StoredResponse:
+def _revalidated(stale: StoredResponse, headers: Headers, now: float, tag_header: bytes) -> StoredResponse:
     """The stored response refreshed by the app's 304: its headers updated, its age restarted (RFC 9111 §4.3.4)."""
-    updated = {name for name, _ in headers} - {b"content-length", b"age"}
+    updated = {name for name, _ in headers} - {b"content-length", b"age", tag_header}
     merged = [(n, v) for n, v in stale.headers if n not in updated]
     merged += [(n, v) for n, v in headers if n in updated]
     fields = dict(merged)
