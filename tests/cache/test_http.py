@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from overdrive.cache import Cache, HTTPCacheMiddleware
+from overdrive.exceptions import ConfigurationError
 from overdrive.testing import FakeClock
 from overdrive.types import Message, Receive, Scope, Send
 
@@ -159,13 +160,14 @@ class TestPrivacy:
         assert (await client.get("/p", headers={"authorization": "bob"})).text == "user=alice"
         assert (await client.get("/p", headers={"cookie": "carol"})).text == "user=carol"
 
+    @pytest.mark.parametrize("header", ["authorization", "cookie"])
     async def test_no_304_leaks_to_a_request_the_entry_may_not_serve(
-        self, client: httpx.AsyncClient, origin: Origin
+        self, client: httpx.AsyncClient, origin: Origin, header: str
     ) -> None:
         """An anonymous answer's validator never short-circuits a credentialed request: the app decides."""
         origin.body = echo_user
         etag = (await client.get("/p")).headers["etag"]
-        response = await client.get("/p", headers={"authorization": "mallory", "if-none-match": etag})
+        response = await client.get("/p", headers={header: "mallory", "if-none-match": etag})
         assert (response.status_code, response.text) == (200, "user=mallory")
         assert origin.calls == 2
 
@@ -534,6 +536,11 @@ class TestBypass:
         await client.get("/p")
         assert (await client.post("/p")).text == "v2"
         assert (await client.get("/p")).text == "v1"
+
+    @pytest.mark.parametrize("options", [{"max_body_size": -1}, {"keep_stale": -1.0}])
+    async def test_bad_options_are_refused(self, cache: Cache, options: dict[str, float]) -> None:
+        with pytest.raises(ConfigurationError, match="cannot be negative"):
+            HTTPCacheMiddleware(Starlette(), cache=cache, **options)  # type: ignore[arg-type]
 
     async def test_non_http_scopes_pass_through(self, cache: Cache) -> None:
         seen: list[str] = []

@@ -15,6 +15,11 @@ their values. HEAD is answered from a stored GET (a HEAD miss goes to the app an
 Freshness is s-maxage over max-age over Expires; served responses carry `Age`. A stale entry within its
 `stale-while-revalidate` window is served while one background request refreshes it; otherwise it is revalidated
 with the app (`If-None-Match` with the app's own ETag; a 304 from the app refreshes the entry).
+
+Conditional requests are answered by the middleware, never by the app: the client's `If-None-Match` is matched
+(weak comparison, lists, `*`) against a stored 200 this request may be served, and the client's conditional headers
+are removed from requests forwarded to the app, so the app always produces a full, storable answer.
+`If-Modified-Since` is not evaluated (every stored 200 has an ETag, the app's own or a hash of the body).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from overdrive.cache._http_headers import (
     seconds,
     strong_etag,
 )
+from overdrive.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from overdrive.cache.core import Cache
@@ -114,6 +120,10 @@ class HTTPCacheMiddleware:
         keep_stale: float = 60.0,
         prefix: str = "http:",
     ) -> None:
+        for name, value in (("max_body_size", max_body_size), ("keep_stale", keep_stale)):
+            if value < 0:
+                msg = f"HTTPCacheMiddleware's {name} cannot be negative; got {value}."
+                raise ConfigurationError(msg)
         self.app = app
         self.cache = cache
         self.max_body_size = max_body_size
