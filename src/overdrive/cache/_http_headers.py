@@ -1,4 +1,4 @@
-"""HTTP header parsing for the response cache: Cache-Control directives, entity tags, dates, and the stored response."""
+"""HTTP header parsing and freshness arithmetic for the response cache, and the stored response record."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ __all__ = [
     "Variants",
     "cache_control",
     "etag_matches",
+    "freshness_lifetime",
     "http_date",
+    "parse_tags",
+    "revalidated",
     "seconds",
     "strong_etag",
 ]
@@ -115,3 +118,48 @@ def etag_matches(if_none_match: bytes, etag: str) -> bool:
         return True
     wanted = _opaque(etag)
     return any(_opaque(candidate.strip()) == wanted for candidate in value.split(","))
+
+
+def freshness_lifetime(cc: dict[str, str], fields: dict[bytes, bytes], now: float) -> float | None:
+    """The explicit freshness lifetime: s-maxage, else max-age, else Expires - Date; None when there is none."""
+    for directive in ("s-maxage", "max-age"):
+        if directive in cc:
+            return seconds(cc, directive) or 0.0
+    if b"expires" in fields:
+        expires = http_date(fields[b"expires"])
+        if expires is None:
+            return 0.0  # RFC 9111 §5.3: an invalid Expires means already expired
+        date = http_date(fields.get(b"date"))
+        return max(expires - (date if date is not None else now), 0.0)
+    return None
+
+
+def revalidated(stale: StoredResponse, headers: Headers, now: float, tag_header: bytes) -> StoredResponse:
+    """The stored response refreshed by the app's 304: its headers updated, its age restarted (RFC 9111 §4.3.4)."""
+    updated = {name for name, _ in headers} - {b"content-length", b"age", tag_header}
+    merged = [(n, v) for n, v in stale.headers if n not in updated]
+    merged += [(n, v) for n, v in headers if n in updated]
+    fields = dict(merged)
+    cc = cache_control(fields.get(b"cache-control"))
+    fresh_for = freshness_lifetime(cc, fields, now)
+    return StoredResponse(
+        status=stale.status,
+        headers=merged,
+        body=stale.body,
+        stored_at=now,
+        initial_age=0.0,
+        lifetime=fresh_for if fresh_for is not None else stale.lifetime,
+        swr=seconds(cc, "stale-while-revalidate") or 0.0,
+        no_cache="no-cache" in cc,
+        must_revalidate="must-revalidate" in cc or "proxy-revalidate" in cc,
+        public="public" in cc,
+        shared_auth="public" in cc or "s-maxage" in cc,
+        etag=stale.etag,
+        origin_etag=stale.origin_etag,
+        tags=stale.tags,
+    )
+
+
+def parse_tags(value: bytes) -> tuple[str, ...]:
+    """The tags listed (comma-separated) in a tag header value."""
+    return tuple(tag for part in value.decode("latin-1").split(",") if (tag := part.strip()))

@@ -34,7 +34,9 @@ from overdrive.cache._http_headers import (
     Variants,
     cache_control,
     etag_matches,
-    http_date,
+    freshness_lifetime,
+    parse_tags,
+    revalidated,
     seconds,
     strong_etag,
 )
@@ -312,7 +314,7 @@ class _Exchange:
         now = self.mw.cache.clock()
         entry: StoredResponse | None
         if status == 304 and stale is not None:  # noqa: PLR2004 -- Not Modified
-            entry = _revalidated(stale, response_headers, now, self.mw.tag_header)
+            entry = revalidated(stale, response_headers, now, self.mw.tag_header)
             fields = dict(entry.headers)
             veto = self.storage_veto(cache_control(fields.get(b"cache-control")), fields)
             if veto is not None:  # the app's new headers forbid storing: answer this request only
@@ -384,7 +386,7 @@ class _Exchange:
         cc = cache_control(fields.get(b"cache-control"))
         reason = self.storage_veto(cc, fields)
         if reason is None:
-            lifetime = _lifetime(cc, fields, now)
+            lifetime = freshness_lifetime(cc, fields, now)
             if lifetime is None and "no-cache" not in cc:
                 reason = "no_freshness"
         if reason is not None:
@@ -412,7 +414,7 @@ class _Exchange:
             shared_auth="public" in cc or "s-maxage" in cc,
             etag=etag,
             origin_etag=origin_etag is not None,
-            tags=_tags(fields.get(tag_header, b"")),
+            tags=parse_tags(fields.get(tag_header, b"")),
         )
 
     def storage_veto(self, cc: dict[str, str], fields: dict[bytes, bytes]) -> str | None:
@@ -463,48 +465,3 @@ class _Exchange:
         """Send one complete response."""
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _lifetime(cc: dict[str, str], fields: dict[bytes, bytes], now: float) -> float | None:
-    """The explicit freshness lifetime: s-maxage, else max-age, else Expires - Date; None when there is none."""
-    for directive in ("s-maxage", "max-age"):
-        if directive in cc:
-            return seconds(cc, directive) or 0.0
-    if b"expires" in fields:
-        expires = http_date(fields[b"expires"])
-        if expires is None:
-            return 0.0  # RFC 9111 §5.3: an invalid Expires means already expired
-        date = http_date(fields.get(b"date"))
-        return max(expires - (date if date is not None else now), 0.0)
-    return None
-
-
-def _revalidated(stale: StoredResponse, headers: Headers, now: float, tag_header: bytes) -> StoredResponse:
-    """The stored response refreshed by the app's 304: its headers updated, its age restarted (RFC 9111 §4.3.4)."""
-    updated = {name for name, _ in headers} - {b"content-length", b"age", tag_header}
-    merged = [(n, v) for n, v in stale.headers if n not in updated]
-    merged += [(n, v) for n, v in headers if n in updated]
-    fields = dict(merged)
-    cc = cache_control(fields.get(b"cache-control"))
-    lifetime = _lifetime(cc, fields, now)
-    return StoredResponse(
-        status=stale.status,
-        headers=merged,
-        body=stale.body,
-        stored_at=now,
-        initial_age=0.0,
-        lifetime=lifetime if lifetime is not None else stale.lifetime,
-        swr=seconds(cc, "stale-while-revalidate") or 0.0,
-        no_cache="no-cache" in cc,
-        must_revalidate="must-revalidate" in cc or "proxy-revalidate" in cc,
-        public="public" in cc,
-        shared_auth="public" in cc or "s-maxage" in cc,
-        etag=stale.etag,
-        origin_etag=stale.origin_etag,
-        tags=stale.tags,
-    )
-
-
-def _tags(value: bytes) -> tuple[str, ...]:
-    """The tags listed (comma-separated) in a tag header value."""
-    return tuple(tag for part in value.decode("latin-1").split(",") if (tag := part.strip()))
