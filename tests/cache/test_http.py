@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from overdrive.cache import Cache, HTTPCacheMiddleware
+from overdrive.cache._http_headers import cache_control, freshness_lifetime, http_date, seconds
 from overdrive.exceptions import ConfigurationError
 from overdrive.testing import FakeClock
 from overdrive.types import Message, Receive, Scope, Send
@@ -584,3 +585,24 @@ class TestMetricsAndTiers:
             await two_level.l1.clear()
             response = await client.get("/p", headers={"accept-language": "en"})
         assert (response.text, origin.calls) == ("v1", 1)
+
+
+class TestHeaderParsing:
+    def test_cache_control_directives_are_lower_cased_with_unquoted_arguments(self) -> None:
+        parsed = cache_control(b'Max-Age=60, PRIVATE, no-cache="Set-Cookie",, ')
+        assert parsed == {"max-age": "60", "private": "", "no-cache": "Set-Cookie"}
+        assert cache_control(None) == {}
+
+    def test_malformed_delta_seconds_are_ignored(self) -> None:
+        assert seconds({"max-age": "ten"}, "max-age") is None
+        assert seconds({"max-age": "-1"}, "max-age") is None
+        assert seconds({"max-age": "10"}, "max-age") == 10.0
+
+    def test_dates(self) -> None:
+        assert http_date(b"Thu, 01 Jan 1970 00:16:40 GMT") == 1000.0
+        assert http_date(b"0") is None
+        assert http_date(None) is None
+
+    def test_a_malformed_max_age_counts_as_stale_at_once(self) -> None:
+        assert freshness_lifetime({"max-age": "soon"}, {}, 0.0) == 0.0
+        assert freshness_lifetime({}, {b"expires": b"Thu, 01 Jan 1970 00:16:50 GMT"}, 1000.0) == 10.0
