@@ -10,7 +10,10 @@ Handlers (FastAPI, `response_model` validation, `Cache-Control: max-age=60`):
 
 Run from the repository root:
 
-    PYTHONPATH=src /work/main/.venv/bin/python benchmarks/http_cache.py --rounds 3 --duration 10
+    PYTHONPATH=src:. /work/main/.venv/bin/python -m benchmarks.http_cache --rounds 3 --duration 10
+
+Other tenants of a shared VM are measured, not assumed: for each run the CPU that neither the server nor the load
+generator used on their cores ("foreign CPU", `benchmarks.servers.CPUMeter`) is printed next to its req/s.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from benchmarks.servers import CPUMeter
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
@@ -88,7 +92,7 @@ def serve(factory: str, port: int) -> subprocess.Popen[bytes]:
     command = ["taskset", "-c", "0", str(BIN / "granian"), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", "1", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
     command += ["--interface", "asgi", "--http", "1", "--no-ws", "--factory", f"benchmarks.http_cache:{factory}"]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)  # its own group, for CPUMeter
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -106,7 +110,7 @@ def etag(port: int, path: str) -> str:
         return str(response.headers["etag"])
 
 
-def load(port: int, path: str, headers: list[str], duration: int) -> float:
+def load(port: int, path: str, headers: list[str], duration: int) -> LoadResult:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         command = ["taskset", "-c", "1", str(BIN / "overdrive"), "load", f"http://127.0.0.1:{port}{path}"]
@@ -118,16 +122,17 @@ def load(port: int, path: str, headers: list[str], duration: int) -> float:
     if result.errors:
         msg = f"{result.errors} failed requests on {path}."
         raise RuntimeError(msg)
-    return result.rate
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--paths", nargs="+", default=["/products", "/ping"])
     args = parser.parse_args()
     variants = ["uncached", "cached 200", "304"]
-    for path in ("/products", "/ping"):
+    for path in args.paths:
         rates: dict[str, list[float]] = {name: [] for name in variants}
         for round_ in range(args.rounds):
             order = variants[round_ % 3 :] + variants[: round_ % 3]
@@ -137,12 +142,14 @@ def main() -> None:
                 try:
                     headers = [f"If-None-Match: {etag(port, path)}"] if name == "304" else []
                     load(port, path, headers, 2)  # warm-up, not recorded
-                    rate = load(port, path, headers, args.duration)
+                    with CPUMeter(server.pid) as meter:
+                        rate = load(port, path, headers, args.duration).rate
                 finally:
                     server.terminate()
                     server.wait()
                 rates[name].append(rate)
-                print(f"{path} round {round_ + 1} {name}: {rate:,.0f} req/s", flush=True)
+                foreign = f"foreign CPU core0 {meter.foreign_server_core:.0%} core1 {meter.foreign_loadgen_core:.0%}"
+                print(f"{path} round {round_ + 1} {name}: {rate:,.0f} req/s  {foreign}", flush=True)
         base = rates["uncached"]
         print(f"\n{path}: median req/s, and median (min-max) per-round ratio to uncached")
         for name in variants:
