@@ -453,6 +453,35 @@ class TestCoalescing:
         assert len({response.text for response in responses}) == 10
         assert origin.calls == 10
 
+    @pytest.mark.parametrize(
+        ("header", "values", "response_headers"),
+        [
+            ("authorization", ["alice", "bob", "carol"], {"cache-control": "max-age=60"}),
+            ("cookie", ["alice", "bob", "carol"], {"cache-control": "max-age=60"}),
+            ("accept-language", ["en", "fr", "de"], {"cache-control": "max-age=60", "vary": "Accept-Language"}),
+        ],
+    )
+    async def test_concurrent_requests_of_different_users_never_share_an_answer(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        origin: Origin,
+        middleware: HTTPCacheMiddleware,
+        header: str,
+        values: list[str],
+        response_headers: dict[str, str],
+    ) -> None:
+        """Coalesced waiters of another user (or another variant) re-check, and get their own answer."""
+        origin.gate = asyncio.Event()
+        origin.headers = response_headers
+        origin.body = lambda request: f"for={request.headers[header]}"
+        chosen = [values[i % len(values)] for i in range(30)]
+        requests = [asyncio.create_task(client.get("/p", headers={header: value})) for value in chosen]
+        await settle(lambda: middleware.metrics.coalesced_waits == 29)
+        origin.gate.set()
+        responses = await asyncio.gather(*requests)
+        assert [response.text for response in responses] == [f"for={value}" for value in chosen]
+
     async def test_a_failed_leader_releases_its_waiters_to_the_app(
         self, client: httpx.AsyncClient, origin: Origin, middleware: HTTPCacheMiddleware
     ) -> None:
