@@ -143,11 +143,10 @@ class HTTPCacheMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(self, scope, receive, send)
         if scope["method"] in {"GET", "HEAD"}:
-            await exchange.run()
+            await _Exchange(self, scope, receive, send).run()
         else:
-            await self.app(scope, receive, exchange.relay)
+            await self.app(scope, receive, _TagStripper(send, self.tag_header))
 
     async def purge_tags(self, *tags: str) -> None:
         """Drop every stored response carrying any of `tags`."""
@@ -171,6 +170,22 @@ class HTTPCacheMiddleware:
         del self._refreshing[key]
         if not task.cancelled() and (error := task.exception()) is not None:
             log.warning("A background refresh of a cached response failed.", extra={"key": key}, exc_info=error)
+
+
+class _TagStripper:
+    """A `send` for responses passed on unstored: the tag header is removed from the response start."""
+
+    __slots__ = ("send", "tag")
+
+    def __init__(self, send: Send, tag: bytes) -> None:
+        self.send = send
+        self.tag = tag
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            tag = self.tag
+            message = {**message, "headers": [h for h in message.get("headers", []) if h[0].lower() != tag]}
+        await self.send(message)
 
 
 async def _empty_request() -> Message:
@@ -332,10 +347,7 @@ class _Exchange:
 
     async def relay(self, message: Message) -> None:
         """A `send` for responses passed on unstored: only the tag header is removed."""
-        if message["type"] == "http.response.start":
-            tag = self.mw.tag_header
-            message = {**message, "headers": [h for h in message.get("headers", []) if h[0].lower() != tag]}
-        await self.send(message)
+        await _TagStripper(self.send, self.mw.tag_header)(message)
 
     async def capture(self, message: Message) -> None:
         """The app's `send`: decide at the response start whether to buffer (storable) or pass the response on."""
