@@ -22,6 +22,7 @@ from overdrive.cache.codecs import Codec, MsgspecCodec, PickleCodec
 from overdrive.cache.core import Cache
 from overdrive.cache.decorator import AsyncCachedFunction, Decorator, SyncCachedFunction
 from overdrive.cache.freshness import Freshness
+from overdrive.cache.http import HTTPCacheMiddleware
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.cache.redis import RedisTier
 from overdrive.cache.tiers import MemoryTier, Tier
@@ -35,6 +36,7 @@ __all__ = [
     "Decorator",
     "Entry",
     "Freshness",
+    "HTTPCacheMiddleware",
     "MemoryTier",
     "MsgspecCodec",
     "PickleCodec",
