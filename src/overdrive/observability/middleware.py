@@ -8,6 +8,7 @@ Per-request state lives in a small responder object, never on the middleware.
 from __future__ import annotations
 
 import os
+import random
 import re
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from overdrive.observability.metrics import UNMATCHED_ROUTE, RequestMetrics
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from overdrive.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["REQUEST_ID_HEADER", "ObservabilityMiddleware", "route_template"]
@@ -32,8 +35,17 @@ def route_template(scope: Scope) -> str:
     return template if isinstance(template, str) else UNMATCHED_ROUTE
 
 
-def _new_id() -> bytes:
-    return os.urandom(8).hex().encode()
+def _id_source() -> Callable[[], bytes]:
+    """A maker of 16-hex-digit request ids: a PRNG seeded once from the OS, not a getrandom syscall per request.
+
+    Ids must be unique and unguessable enough to correlate logs, not secret, so a seeded Mersenne Twister will do.
+    """
+    bits = random.Random(os.urandom(16)).getrandbits
+
+    def new_id() -> bytes:
+        return b"%016x" % bits(64)
+
+    return new_id
 
 
 class _Responder:
@@ -51,12 +63,14 @@ class _Responder:
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
-            headers = list(message.get("headers", ()))
+            # The message is ours to amend (the app built it for this call); copy headers only if not a list.
+            headers = message.get("headers")
+            if not isinstance(headers, list):
+                headers = message["headers"] = list(headers or ())
             headers.append((REQUEST_ID_HEADER, self.request_id))
             if self.middleware.server_timing:
                 elapsed_ms = (perf_counter() - self.started) * 1000
-                headers.append((b"server-timing", f"app;dur={elapsed_ms:.2f}".encode()))
-            message = {**message, "headers": headers}
+                headers.append((b"server-timing", b"app;dur=%.2f" % elapsed_ms))
         await self.send(message)
 
 
@@ -87,6 +101,7 @@ class ObservabilityMiddleware:
         self.metrics_path = metrics_path
         self.server_timing = server_timing
         self.trust_request_id = trust_request_id
+        self._new_id = _id_source()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the exposition, or run the app with timing, counting and a request id."""
@@ -110,8 +125,8 @@ class ObservabilityMiddleware:
         if self.trust_request_id:
             for name, value in scope["headers"]:
                 if name == REQUEST_ID_HEADER:
-                    return value if _VALID_ID.fullmatch(value) else _new_id()
-        return _new_id()
+                    return value if _VALID_ID.fullmatch(value) else self._new_id()
+        return self._new_id()
 
     async def _exposition(self, send: Send) -> None:
         body = self.metrics.render().encode()
