@@ -13,11 +13,14 @@ Every error Overdrive raises derives from one root, so callers can catch the fam
     │   ├── InvalidCursor (ValueError)     a pagination cursor is tampered, foreign, outdated or malformed (a 400)
     │   ├── KeyNotFound (LookupError)      a batch loader found no row for a key that was required
     │   ├── LoaderError (RuntimeError)     a batch loader was misused: another event loop, a bad batch result
+    │   ├── NPlusOneError                  an N+1 query pattern was found where the monitor is set to raise
     │   └── PaginationError (ValueError)   a statement cannot be keyset-paginated (no ORDER BY, no unique final key)
     ├── DemoError                          the reference shop app and its runner
     │   ├── SeedError                      seeding the demo database failed or found a foreign schema
     │   └── ServerStartError               the demo server process did not become ready
     └── LoadTestError                      a load run could not be carried out (unreachable target, failed worker)
+
+Warnings: `NPlusOneWarning` (UserWarning), an N+1 query pattern found where the monitor is set to warn.
 """
 
 __all__ = [
@@ -31,6 +34,8 @@ __all__ = [
     "KeyNotFound",
     "LoadTestError",
     "LoaderError",
+    "NPlusOneError",
+    "NPlusOneWarning",
     "OverdriveError",
     "PaginationError",
     "SeedError",
@@ -111,3 +116,20 @@ class LoaderError(DatabaseError, RuntimeError):
 
 class PaginationError(DatabaseError, ValueError):
     """A statement cannot be keyset-paginated: no ORDER BY, no unique final key, or an unsupported sort expression."""
+
+
+class NPlusOneError(DatabaseError):
+    """An N+1 query pattern was found while the query monitor is set to raise (typically in tests).
+
+    Attributes:
+        finding: The `overdrive.db.NPlusOne` found: what repeated, how often, where, and the fix.
+
+    """
+
+    def __init__(self, message: str, finding: object) -> None:
+        super().__init__(message)
+        self.finding = finding
+
+
+class NPlusOneWarning(UserWarning):
+    """An N+1 query pattern was found while the query monitor is set to warn."""
