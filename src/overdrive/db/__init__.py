@@ -1,10 +1,34 @@
-"""Find and fix database bottlenecks in SQLAlchemy 2 apps: keyset pagination and batch loading.
+"""Find and fix database bottlenecks in SQLAlchemy 2 apps.
 
+- `QueryMonitor` / `QueryScopeMiddleware`: per-request query counts and time, N+1 detection with call sites,
+  statement fingerprints with per-fingerprint statistics (`QueryStore`).
 - `Paginator` / `paginate`: keyset pagination by a statement's ORDER BY, with signed cursors.
 - `BatchLoader` / `model_loader`: DataLoader-style batching of lookups into one IN query.
 """
 
+from overdrive.db.fingerprint import Fingerprint, Fingerprinter, normalize
 from overdrive.db.keyset import Page, Paginator, paginate, paginate_sync
 from overdrive.db.loader import BatchLoader, model_loader
+from overdrive.db.middleware import QueryScopeMiddleware
+from overdrive.db.monitor import NPlusOne, NPlusOneMode, QueryMonitor, QueryScope
+from overdrive.db.querystats import QueryStats, QueryStore, StatsSnapshot
 
-__all__ = ["BatchLoader", "Page", "Paginator", "model_loader", "paginate", "paginate_sync"]
+__all__ = [
+    "BatchLoader",
+    "Fingerprint",
+    "Fingerprinter",
+    "NPlusOne",
+    "NPlusOneMode",
+    "Page",
+    "Paginator",
+    "QueryMonitor",
+    "QueryScope",
+    "QueryScopeMiddleware",
+    "QueryStats",
+    "QueryStore",
+    "StatsSnapshot",
+    "model_loader",
+    "normalize",
+    "paginate",
+    "paginate_sync",
+]

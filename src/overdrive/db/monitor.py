@@ -299,7 +299,9 @@ class QueryMonitor:
 
     def _on_orm_execute(self, state: ORMExecuteState) -> None:
         scope = self._current.get()
-        if scope is None or self.n_plus_one == "off" or state.lazy_loaded_from is None:
+        if scope is None or self.n_plus_one == "off" or not state.is_relationship_load:
+            return  # is_relationship_load is False for non-SELECTs, whose load options cannot be read
+        if state.lazy_loaded_from is None:
             return
         parent_result = scope._parent_of.get(state.lazy_loaded_from)
         if parent_result is None or scope._result_rows.get(parent_result, 0) < _MULTI_ROW:

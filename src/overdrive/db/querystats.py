@@ -111,6 +111,8 @@ class QueryStats:
         if not self.count:
             return 0.0
         rank = max(1, math.ceil(fraction * self.count))
+        if rank >= self.count:
+            return self.max_s
         seen = 0
         for index, hits in enumerate(self.buckets):
             seen += hits
