@@ -276,11 +276,11 @@ def _initdb(bindir: Path, datadir: Path, log_path: Path, identity: _Identity) ->
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(settings: tuple[str, ...] = ()) -> Iterator[str]:
     """Run a throwaway PostgreSQL cluster on a free loopback port, tuned for speed over durability.
 
     As root, initdb and postgres run as an unprivileged account (see ``UNPRIVILEGED_USERS``),
-    which owns the temporary directory.
+    which owns the temporary directory. `settings` are extra ``name=value`` server settings.
 
     Yields:
         The server's URL, ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust authentication).
@@ -300,7 +300,7 @@ def postgres_server() -> Iterator[str]:
             os.chown(workdir, identity["user"], identity["group"])
         _initdb(bindir, datadir, workdir / "initdb.log", identity)
         args = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port), "-k", str(workdir)]
-        for setting in FAST_SETTINGS:
+        for setting in (*FAST_SETTINGS, *settings):
             args += ["-c", setting]
         with log_path.open("wb") as log:
             process = _spawn(args, log, identity)

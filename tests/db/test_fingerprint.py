@@ -26,6 +26,9 @@ from overdrive.db import Fingerprint, Fingerprinter, normalize
         ("SELECT a\n\t  FROM   t   LIMIT 10 OFFSET 20", "SELECT a FROM t LIMIT ? OFFSET ?"),
         ("SELECT col2, t3.x FROM t3 WHERE a-1 > b", "SELECT col2, t3.x FROM t3 WHERE a-? > b"),
         ("SELECT E'\\n', X'00ff' FROM t", "SELECT ?, ? FROM t"),
+        ("SELECT pg_sleep(0.5), coalesce(a, 1) FROM t", "SELECT pg_sleep(?), coalesce(a, ?) FROM t"),
+        ("insert into t values (1, 'a'),(2, 'b')", "insert into t values (...)"),
+        ("SELECT a FROM t WHERE (a, b) in ((1, 2))", "SELECT a FROM t WHERE (a, b) in ((?, ?))"),
     ],
 )
 def test_normalize(statement: str, expected: str) -> None:

@@ -33,9 +33,10 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-# After literals became "?": a parenthesised list of placeholders (IN lists, VALUES rows), then repeated rows.
-_PLACEHOLDER_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)")
-_REPEATED_ROWS = re.compile(r"\(\.\.\.\)(?:\s*,\s*\(\.\.\.\))+")
+# After literals became "?": IN lists of placeholders, and VALUES with one or more rows of placeholders.
+_ROW = r"\(\s*\?(?:\s*,\s*\?)*\s*\)"
+_IN_LIST = re.compile(rf"(\bIN\s*){_ROW}", re.IGNORECASE)
+_VALUES_ROWS = re.compile(rf"(\bVALUES\s*){_ROW}(?:\s*,\s*{_ROW})*", re.IGNORECASE)
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -58,8 +59,8 @@ def normalize(statement: str) -> str:
 
     """
     text = _TOKEN.sub(_replace, statement)
-    text = _PLACEHOLDER_LIST.sub("(...)", text)
-    text = _REPEATED_ROWS.sub("(...)", text)
+    text = _IN_LIST.sub(r"\1(...)", text)
+    text = _VALUES_ROWS.sub(r"\1(...)", text)
     return " ".join(text.split())
 
 

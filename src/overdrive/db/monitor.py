@@ -220,6 +220,11 @@ class QueryMonitor:
             scope._result_sites.clear()
 
     @property
+    def dialect(self) -> str | None:
+        """The dialect name of the first instrumented engine (``sqlite``, ``postgresql`` ...), if any."""
+        return self._engines[0].dialect.name if self._engines else None
+
+    @property
     def current(self) -> QueryScope | None:
         """The scope open in this context, if any."""
         return self._current.get()

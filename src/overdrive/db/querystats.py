@@ -142,7 +142,10 @@ class QueryStats:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatsSnapshot:
-    """One fingerprint's figures at a point in time, in milliseconds; the rows of `overdrive db report`."""
+    """One fingerprint's figures at a point in time, in milliseconds; the rows of `overdrive db report`.
+
+    Percentiles are None where the source keeps none (pg_stat_statements).
+    """
 
     fingerprint: str
     normalized: str
@@ -150,9 +153,9 @@ class StatsSnapshot:
     count: int
     total_ms: float
     mean_ms: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
     max_ms: float
     rows: int
     call_site: str | None
