@@ -2,6 +2,7 @@
 
 - `QueryMonitor` / `QueryScopeMiddleware`: per-request query counts and time, N+1 detection with call sites,
   statement fingerprints with per-fingerprint statistics (`QueryStore`).
+- `PoolMonitor` / `pool_size_hint`: connection-pool use, wait times and sizing advice.
 - `Paginator` / `paginate`: keyset pagination by a statement's ORDER BY, with signed cursors.
 - `BatchLoader` / `model_loader`: DataLoader-style batching of lookups into one IN query.
 """
@@ -11,6 +12,7 @@ from overdrive.db.keyset import Page, Paginator, paginate, paginate_sync
 from overdrive.db.loader import BatchLoader, model_loader
 from overdrive.db.middleware import QueryScopeMiddleware
 from overdrive.db.monitor import NPlusOne, NPlusOneMode, QueryMonitor, QueryScope
+from overdrive.db.pool import PoolMonitor, PoolSizeHint, PoolStats, pool_size_hint
 from overdrive.db.querystats import QueryStats, QueryStore, StatsSnapshot
 
 __all__ = [
@@ -21,6 +23,9 @@ __all__ = [
     "NPlusOneMode",
     "Page",
     "Paginator",
+    "PoolMonitor",
+    "PoolSizeHint",
+    "PoolStats",
     "QueryMonitor",
     "QueryScope",
     "QueryScopeMiddleware",
@@ -31,4 +36,5 @@ __all__ = [
     "normalize",
     "paginate",
     "paginate_sync",
+    "pool_size_hint",
 ]

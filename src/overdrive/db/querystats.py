@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from overdrive.db.fingerprint import Fingerprint
 
-__all__ = ["QueryStats", "QueryStore", "StatsSnapshot"]
+__all__ = ["LatencyHistogram", "QueryStats", "QueryStore", "StatsSnapshot"]
 
 DEFAULT_MAX_FINGERPRINTS = 5000
 BUCKETS_PER_DOUBLING = 4
@@ -58,6 +58,40 @@ def _clip_value(value: Any) -> Any:
     return text if len(text) <= _MAX_EXAMPLE_CHARS else text[:_MAX_EXAMPLE_CHARS] + "..."
 
 
+class LatencyHistogram:
+    """Durations in log-scale buckets (4 per doubling, 1 µs to about 71 minutes): count, max and percentiles."""
+
+    __slots__ = ("buckets", "count", "max_s")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * _BUCKET_COUNT
+        self.count = 0
+        self.max_s = 0.0
+
+    def record(self, seconds: float) -> None:
+        """Add one duration."""
+        self.count += 1
+        self.buckets[_bucket(seconds)] += 1
+        self.max_s = max(self.max_s, seconds)
+
+    def percentile(self, fraction: float) -> float:
+        """The duration below which `fraction` (0..1) of the recorded ones fell, in seconds (bucket resolution)."""
+        if not 0.0 <= fraction <= 1.0:
+            msg = f"A percentile fraction lies in [0, 1], not {fraction!r}."
+            raise ValueError(msg)
+        if not self.count:
+            return 0.0
+        rank = max(1, math.ceil(fraction * self.count))
+        if rank >= self.count:
+            return self.max_s
+        seen = 0
+        for index, hits in enumerate(self.buckets):
+            seen += hits
+            if seen >= rank:
+                return min(_bucket_mid(index), self.max_s)
+        return self.max_s  # pragma: no cover -- the buckets always sum to count
+
+
 @dataclass(slots=True)
 class QueryStats:
     """What one fingerprint has cost so far.
@@ -84,13 +118,13 @@ class QueryStats:
     example_parameters: Any = None
     call_site: str | None = None
     plan: Any = None
-    buckets: list[int] = field(default_factory=lambda: [0] * _BUCKET_COUNT, repr=False)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
 
     def record(self, seconds: float, statement: str, parameters: Any, rowcount: int) -> None:
         """Add one execution."""
         self.count += 1
         self.total_s += seconds
-        self.buckets[_bucket(seconds)] += 1
+        self.latency.record(seconds)
         if rowcount > 0:
             self.rows += rowcount
         if seconds >= self.max_s:
@@ -105,20 +139,7 @@ class QueryStats:
 
     def percentile(self, fraction: float) -> float:
         """The duration below which `fraction` (0..1) of the executions fell, in seconds (bucket resolution)."""
-        if not 0.0 <= fraction <= 1.0:
-            msg = f"A percentile fraction lies in [0, 1], not {fraction!r}."
-            raise ValueError(msg)
-        if not self.count:
-            return 0.0
-        rank = max(1, math.ceil(fraction * self.count))
-        if rank >= self.count:
-            return self.max_s
-        seen = 0
-        for index, hits in enumerate(self.buckets):
-            seen += hits
-            if seen >= rank:
-                return min(_bucket_mid(index), self.max_s)
-        return self.max_s  # pragma: no cover -- the buckets always sum to count
+        return self.latency.percentile(fraction)
 
     def snapshot(self) -> StatsSnapshot:
         """A JSON-ready summary (the report's row)."""
