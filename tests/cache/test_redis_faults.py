@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+import redis.asyncio as aioredis
 
 from overdrive.cache import Cache, MemoryTier, RedisTier
 from overdrive.exceptions import CacheTimeout, CacheUnavailable
@@ -123,3 +124,33 @@ class TestRedisFrozen:
                 await tier.get("k")
         finally:
             await tier.aclose()
+
+
+class TestConcurrencyBound:
+    async def test_a_call_waits_for_a_slot_within_the_bound_and_then_runs(self, own_redis: str) -> None:
+        tier = RedisTier.from_url(own_redis, prefix="slots:", timeout=TIMEOUT, max_connections=1)
+        await tier._slots.acquire()  # every slot taken, as by a call in flight
+        started = time.perf_counter()
+        with pytest.raises(CacheTimeout, match="No Redis connection came free"):
+            await tier.run(tier.client.get("x"))  # the unawaited call is closed: no RuntimeWarning (an error here)
+        assert time.perf_counter() - started < BOUND
+        asyncio.get_running_loop().call_later(TIMEOUT / 5, tier._slots.release)
+        assert await tier.run(tier.client.get("x")) is None  # the slot comes free within the bound
+        await tier.aclose()
+
+    async def test_a_client_without_socket_timeouts_is_bounded_per_call(self, own_redis: str) -> None:
+        client = aioredis.Redis.from_url(own_redis)
+        tier = RedisTier(client, prefix="unbounded:", timeout=TIMEOUT)
+        assert not tier._client_bounded
+        pid = server_pid(own_redis)
+        await tier.run(client.ping())
+        with paused(pid):
+            started = time.perf_counter()
+            with pytest.raises(CacheTimeout):
+                await tier.get("anything")
+            assert time.perf_counter() - started < BOUND
+        await client.aclose()
+
+    def test_max_concurrency_must_be_positive(self) -> None:
+        with pytest.raises(ValueError, match="max_concurrency"):
+            RedisTier(aioredis.Redis(), max_concurrency=0)
