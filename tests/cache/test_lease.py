@@ -123,3 +123,32 @@ class TestWaitersInOneProcess:
                 await cache.aclose()
             for tier in tiers:
                 await tier.aclose()
+
+
+class TestSlowLoads:
+    async def test_a_load_slower_than_the_lease_renews_it_and_runs_once(self, redis_url: str, prefix: str) -> None:
+        tiers = [RedisTier.from_url(redis_url, prefix=prefix, timeout=1.0, lease_ttl=0.3) for _ in range(2)]
+        first, second = (Cache(MemoryTier(10), tier) for tier in tiers)
+        calls = 0
+
+        async def slow() -> str:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.75)  # 2.5 lease TTLs, within the waiter's max_wait of 3 TTLs
+            return "slow value"
+
+        try:
+            holder = asyncio.create_task(first.get_or_load("k", slow))
+            while calls == 0:  # noqa: ASYNC110 -- polling a test counter, not the lease
+                await asyncio.sleep(0.005)
+            assert await second.get_or_load("k", slow) == "slow value"
+            assert await holder == "slow value"
+            assert calls == 1
+            assert first.metrics.lease_renewals >= 2
+            assert second.metrics.lease_waits == 1
+            assert await tiers[0].client.exists(prefix + "lease:k") == 0  # released, not left to expire
+        finally:
+            for cache in (first, second):
+                await cache.aclose()
+            for tier in tiers:
+                await tier.aclose()

@@ -370,9 +370,12 @@ class Cache:
         token, found = await leases.acquire(key, lambda: self._find_fresh_l2(key, decode_as, flight.tags))
         if found is not None:
             return found.value
+        renewal = leases.keep(key, token) if token is not None else None
         try:
             return await self._run(key, loader, policy, flight)
         finally:
+            if renewal is not None:
+                renewal.cancel()  # not awaited: its script checks the token, so a late renewal is harmless
             if token is not None:
                 await leases.release(key, token)
 

@@ -10,8 +10,10 @@ the loader, takes the key's lease: ``SET {prefix}lease:{key} <token> NX PX <leas
   time. It sleeps until the release is published or the lease would expire, whichever is first, then re-reads L2:
   a fresh value there is its answer. Registering before reading the lease closes the race with a release that
   happens in between: either the read sees the lease gone, or the release's message arrives after registration.
-* A holder that dies leaves a lease that expires after `lease_ttl`: a waiter then finds no value, takes the lease
-  and loads. Nobody polls.
+* While the holder's loader runs, the holder renews the lease every third of `lease_ttl` (a script extends it only
+  if it still holds the token), so a load slower than `lease_ttl` is not taken over and run twice.
+* A holder that dies stops renewing and leaves a lease that expires within `lease_ttl`: a waiter then finds no
+  value, takes the lease and loads. Nobody polls.
 * If Redis fails, the load runs here (fail open): stampede protection degrades to per-process single-flight.
 """
 
@@ -39,6 +41,10 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 # A waiter sleeps a little past the lease's expiry, so the holder's own release, if any, wins the race.
 _EXPIRY_MARGIN = 0.005
@@ -70,6 +76,7 @@ class Leases:
         self._ttl_ms = max(1, int(tier.lease_ttl * 1000))
         self._channel = tier.prefix + LEASE
         self._release = tier.client.register_script(_RELEASE)
+        self._renew = tier.client.register_script(_RENEW)
 
     def _key(self, key: str) -> str:
         return self.tier.prefix + "lease:" + key
@@ -124,6 +131,23 @@ class Leases:
                 await asyncio.wait({waiter}, timeout=min(remaining_ms / 1000 + _EXPIRY_MARGIN, budget))
         finally:
             self.listener.forget(key, waiter)
+
+    def keep(self, key: str, token: str) -> asyncio.Task[None]:
+        """Renew the lease on `key` every third of its TTL while `token` holds it; cancel the task when done."""
+        return asyncio.create_task(self._keep(key, token), name=f"overdrive-lease-renewal:{key}")
+
+    async def _keep(self, key: str, token: str) -> None:
+        interval = self.tier.lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                kept = await self.tier.run(self._renew(keys=[self._key(key)], args=[token, self._ttl_ms]))
+            except L2_FAULTS as exc:
+                self.outage.failed(exc)  # the lease may lapse; the load goes on and stores its value anyway
+                continue
+            if not kept:
+                return  # expired and taken over: renewing someone else's lease would be wrong
+            self.metrics.lease_renewals += 1
 
     async def release(self, key: str, token: str) -> None:
         """Give up the lease on `key` if `token` still holds it, and wake every process waiting for it."""

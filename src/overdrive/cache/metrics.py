@@ -23,6 +23,7 @@ class CacheMetrics:
         l2_errors: L2 calls that timed out or could not reach the tier (each one failed open).
         l2_outages: Outages: runs of failed L2 calls, each logged once.
         lease_waits: Loads not run here because another process held the key's lease and stored the value.
+        lease_renewals: Times a slow load extended its Redis lease, so no other process took the load over.
         peer_invalidations: Invalidation messages received from other instances.
 
     """
@@ -34,6 +35,7 @@ class CacheMetrics:
         "hits",
         "l2_errors",
         "l2_outages",
+        "lease_renewals",
         "lease_waits",
         "load_errors",
         "load_seconds",
@@ -60,6 +62,7 @@ class CacheMetrics:
         self.l2_errors = 0
         self.l2_outages = 0
         self.lease_waits = 0
+        self.lease_renewals = 0
         self.peer_invalidations = 0
 
     def record_load(self, seconds: float, *, failed: bool) -> None:
