@@ -33,6 +33,7 @@ class Origin:
         self.body: Callable[[Request], str] = lambda request: f"v{self.calls}"
         self.gate: asyncio.Event | None = None
         self.etag: str | None = None  # when set, the app answers a matching If-None-Match with its own 304
+        self.last_modified: float | None = None  # when set, sent as Last-Modified and If-Modified-Since honoured
         self.seen: list[dict[str, str]] = []
         self.methods: list[str] = []
         self.fail_on: set[int] = set()  # the calls (1-based) that raise
@@ -50,6 +51,11 @@ class Origin:
         if self.etag is not None:
             headers["etag"] = self.etag
             if request.headers.get("if-none-match") == self.etag:
+                return Response(status_code=304, headers=headers)
+        if self.last_modified is not None:
+            headers["last-modified"] = formatdate(self.last_modified, usegmt=True)
+            since = http_date(request.headers.get("if-modified-since", "").encode())
+            if since is not None and self.last_modified <= since:
                 return Response(status_code=304, headers=headers)
         return Response(self.body(request), status_code=self.status, headers=headers)
 
@@ -411,6 +417,49 @@ class TestConditional:
         assert response.status_code == 304
         assert "if-none-match" not in origin.seen[0]
         assert (await client.get("/p")).text == "v1"
+
+    @pytest.mark.parametrize(
+        ("offset", "method", "extra", "status"),
+        [
+            (0, "GET", {}, 304),
+            (3600, "GET", {}, 304),
+            (-1, "GET", {}, 200),
+            (0, "HEAD", {}, 304),
+            (3600, "GET", {"if-none-match": '"other"'}, 200),  # If-None-Match decides when present
+            (3600, "GET", {"if-none-match": "*"}, 304),
+        ],
+    )
+    async def test_if_modified_since_against_the_stored_last_modified(  # noqa: PLR0913, PLR0917
+        self, client: httpx.AsyncClient, origin: Origin, offset: int, method: str, extra: dict[str, str], status: int
+    ) -> None:
+        modified = 1_700_000_000.0
+        origin.last_modified = modified
+        await client.get("/p")
+        headers = {"if-modified-since": formatdate(modified + offset, usegmt=True), **extra}
+        response = await client.request(method, "/p", headers=headers)
+        assert response.status_code == status
+        assert origin.calls == 1
+
+    async def test_a_malformed_if_modified_since_is_ignored(self, client: httpx.AsyncClient, origin: Origin) -> None:
+        origin.last_modified = 1_700_000_000.0
+        await client.get("/p")
+        assert (await client.get("/p", headers={"if-modified-since": "yesterday"})).status_code == 200
+        origin.last_modified = None
+        await client.get("/q")
+        stamp = formatdate(2_000_000_000.0, usegmt=True)
+        assert (await client.get("/q", headers={"if-modified-since": stamp})).status_code == 200  # no Last-Modified
+
+    async def test_a_stale_entry_without_etag_is_revalidated_with_if_modified_since(
+        self, client: httpx.AsyncClient, origin: Origin, middleware: HTTPCacheMiddleware, clock: FakeClock
+    ) -> None:
+        origin.last_modified = 1_700_000_000.0
+        await client.get("/p")
+        clock.advance(61)
+        response = await client.get("/p")
+        assert (response.status_code, response.text, response.headers["age"]) == (200, "v1", "0")
+        assert origin.seen[1]["if-modified-since"] == formatdate(1_700_000_000.0, usegmt=True)
+        assert "if-none-match" not in origin.seen[1]
+        assert middleware.metrics.revalidations == 1
 
 
 class TestHead:

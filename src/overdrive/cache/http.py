@@ -35,6 +35,7 @@ from overdrive.cache._http_headers import (
     cache_control,
     etag_matches,
     freshness_lifetime,
+    http_date,
     parse_tags,
     revalidated,
     seconds,
@@ -319,6 +320,9 @@ class _Exchange:
         if stale is not None and stale.origin_etag:
             headers.append((b"if-none-match", stale.etag.encode("latin-1")))
             self.revalidating = True
+        elif stale is not None and (modified := next((v for n, v in stale.headers if n == b"last-modified"), None)):
+            headers.append((b"if-modified-since", modified))
+            self.revalidating = True
         scope = dict(self.scope)
         scope["headers"] = headers
         await self.mw.app(scope, self.receive, self.capture)
@@ -464,14 +468,28 @@ class _Exchange:
     async def serve(self, entry: StoredResponse, now: float) -> None:
         """Send a stored response with its `Age`, or a 304 when the request's `If-None-Match` matches it."""
         age = (b"age", str(int(entry.age(now))).encode("latin-1"))
-        condition = self.headers.get(b"if-none-match")
-        if condition is not None and entry.status == 200 and etag_matches(condition, entry.etag):  # noqa: PLR2004
+        if entry.status == 200 and self.not_modified(entry):  # noqa: PLR2004 -- only full representations
             self.mw.metrics.not_modified += 1
             headers = [(n, v) for n, v in entry.headers if n in _NOT_MODIFIED_FIELDS]
             await self.send_raw(304, [*headers, age], b"")
             return
         body = b"" if self.scope["method"] == "HEAD" else entry.body
         await self.send_raw(entry.status, [*entry.headers, age], body)
+
+    def not_modified(self, entry: StoredResponse) -> bool:
+        """Whether the request's validators match `entry` (RFC 9110 §13.2.2 order).
+
+        ``If-None-Match`` decides when present (weak comparison, lists, ``*``); otherwise ``If-Modified-Since``
+        on a GET or HEAD is honoured when the stored response carries ``Last-Modified`` no later than it.
+        """
+        condition = self.headers.get(b"if-none-match")
+        if condition is not None:
+            return etag_matches(condition, entry.etag)
+        since = http_date(self.headers.get(b"if-modified-since"))
+        if since is None or self.scope["method"] not in ("GET", "HEAD"):
+            return False
+        modified = http_date(next((v for n, v in entry.headers if n == b"last-modified"), None))
+        return modified is not None and modified <= since
 
     async def send_raw(self, status: int, headers: Headers, body: bytes) -> None:
         """Send one complete response."""
