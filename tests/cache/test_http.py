@@ -429,7 +429,7 @@ class TestConditional:
             (3600, "GET", {"if-none-match": "*"}, 304),
         ],
     )
-    async def test_if_modified_since_against_the_stored_last_modified(  # noqa: PLR0913, PLR0917
+    async def test_if_modified_since_against_the_stored_last_modified(  # noqa: PLR0917
         self, client: httpx.AsyncClient, origin: Origin, offset: int, method: str, extra: dict[str, str], status: int
     ) -> None:
         modified = 1_700_000_000.0
