@@ -5,7 +5,7 @@ A two-minute tour::
     from overdrive.cache import Cache, MemoryTier, RedisTier
 
     cache = Cache(
-        MemoryTier(max_entries=50_000),
+        MemoryTier(max_entries=50_000, policy="w-tinylfu"),  # or "lru", the default
         RedisTier.from_url("redis://127.0.0.1:6379/0", timeout=0.05),  # optional: shared L2, leases, coherence
         namespace="shop",
         version="v3",
@@ -25,7 +25,7 @@ from overdrive.cache.freshness import Freshness
 from overdrive.cache.http import HTTPCacheMiddleware
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.cache.redis import RedisTier
-from overdrive.cache.tiers import MemoryTier, Tier
+from overdrive.cache.tiers import EvictionPolicy, MemoryTier, Tier
 from overdrive.cache.writes import WriteBehind
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Codec",
     "Decorator",
     "Entry",
+    "EvictionPolicy",
     "Freshness",
     "HTTPCacheMiddleware",
     "MemoryTier",
