@@ -39,10 +39,17 @@ def test_the_open_model_reports_the_stall() -> None:
         expected_ms = expected_percentile(p, stall_s=STALL_S, duration_s=DURATION_S) * 1000
         assert result.latency.percentiles[key] == pytest.approx(expected_ms, rel=0.15), key
     assert result.latency.percentiles["p50"] < 20
+    assert result.corrected is None  # the open model needs no correction, and gets none
+    assert "corrected_p99" not in result.metrics()
 
 
-def test_the_closed_model_hides_the_stall() -> None:
+def test_the_closed_model_hides_the_stall_and_the_correction_recovers_it() -> None:
     with stall_server() as url:
         result = run_load(Scenario.single(url), LoadOptions(connections=4, duration_s=DURATION_S, procs=1))
     assert result.latency.max >= STALL_S * 1000 * 0.9, "the stall happened"
     assert result.latency.percentiles["p99"] < STALL_S * 1000 * 0.05, "and the closed model's p99 hides it"
+    assert result.corrected is not None
+    for key, p in (("p99", 99.0), ("p99.9", 99.9)):
+        expected_ms = expected_percentile(p, stall_s=STALL_S, duration_s=DURATION_S) * 1000
+        assert result.corrected.percentiles[key] == pytest.approx(expected_ms, rel=0.15), key
+    assert result.metrics()["corrected_p99"] == result.corrected.percentiles["p99"]

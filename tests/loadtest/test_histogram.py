@@ -212,3 +212,34 @@ class TestTimeSeries:
         assert series.total.count == 300
         assert series.total.value_at_percentile(100) == 300
         assert series.current.count == 0
+
+
+class TestCoordinatedOmissionCorrection:
+    def test_a_stall_becomes_the_tail_the_missing_requests_would_have_seen(self) -> None:
+        histogram = Histogram()
+        for _ in range(1000):
+            histogram.record(1000)
+        histogram.record(1_000_000)
+        corrected = histogram.corrected(1000)
+        exact = sorted([1000] * 1000 + [1_000_000] + [1_000_000 - k * 1000 for k in range(1, 1000)])
+        assert corrected.count == len(exact)
+        for p in (50, 90, 99, 99.9):
+            want = exact[math.ceil(p / 100 * len(exact)) - 1]
+            assert want <= corrected.value_at_percentile(p) <= want * 1.01, p
+        assert (corrected.min, corrected.max) == (1000, 1_000_000)
+        assert histogram.count == 1001  # the original is left alone
+
+    def test_values_within_one_interval_and_a_zero_interval_change_nothing(self) -> None:
+        histogram = Histogram()
+        for value in (10, 500, 999, 1000):
+            histogram.record(value)
+        assert histogram.corrected(1000).count == 4
+        assert histogram.corrected(0).count == 4
+        assert histogram.corrected(1000).percentiles([50, 100]) == histogram.percentiles([50, 100])
+
+    def test_a_small_interval_adds_many_values_without_a_loop_per_value(self) -> None:
+        histogram = Histogram()
+        histogram.record(3_000_000)  # a 3 s stall at a 10 µs interval: 299,999 synthetic values
+        corrected = histogram.corrected(10)
+        assert corrected.count == 300_000
+        assert corrected.value_at_percentile(50) == pytest.approx(1_500_000, rel=0.01)

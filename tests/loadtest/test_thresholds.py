@@ -96,7 +96,11 @@ class TestParseErrors:
         assert fragment in message
         assert message.endswith(".")
         if "above 100%" not in message and "empty" not in message:
-            assert "Known metrics: p50, p90, p95, p99, p99.9, p99.99, mean, max, errors, late, rps, dropped." in message
+            known = (
+                "Known metrics: p50, p90, p95, p99, p99.9, p99.99, mean, max, corrected_p50, corrected_p90, "
+                "corrected_p95, corrected_p99, corrected_p99.9, corrected_p99.99, errors, late, rps, dropped."
+            )
+            assert known in message
 
     def test_configuration_error_is_a_value_error(self) -> None:
         """Callers that only know builtins can catch ValueError."""
@@ -168,3 +172,9 @@ class TestEvaluate:
         results = evaluate(thresholds, {"p50": 1.5})
         assert [r.threshold for r in results] == thresholds
         assert [r.passed for r in results] == [False, True, True]
+
+
+def test_corrected_percentiles_parse_as_latencies() -> None:
+    threshold = parse_threshold("corrected_p99.9<250ms")
+    assert (threshold.metric, threshold.limit) == ("corrected_p99.9", 250.0)
+    assert "corrected_p99" in METRICS

@@ -242,6 +242,44 @@ class Histogram:
         twin.merge(self)
         return twin
 
+    def corrected(self, expected_interval_us: int) -> Histogram:
+        """A copy corrected after the fact for coordinated omission, given the expected interval between requests.
+
+        A closed-model client that waited `v` microseconds for one response did not send the requests it would have
+        sent meanwhile; each of them would have waited `v - I`, `v - 2I`, ... down to `I` (`I` the interval between
+        requests of one connection). This adds those values, as HdrHistogram's "copy corrected for coordinated
+        omission" does, bucket by bucket (no loop per synthetic value), so a one-second stall at a 100 µs interval
+        costs a few thousand bucket updates, not ten thousand records.
+
+        Args:
+            expected_interval_us: The interval between one connection's requests (connections / rate); 0 or less
+                returns a plain copy.
+
+        """
+        out = self.copy()
+        step = expected_interval_us
+        if step <= 0:
+            return out
+        counts = out._counts
+        for index, count in self._nonzero():
+            value = min(self._bounds(index)[1], self._max)
+            synthetic = (value - step) // step  # values value - k*step, k = 1..synthetic, all >= step
+            if synthetic <= 0:
+                continue
+            low = value - synthetic * step
+            j = self._index(value - step)
+            while True:
+                bottom, top = self._bounds(j)
+                first = max(1, -(-(value - top) // step))  # smallest k with value - k*step <= top
+                last = min(synthetic, (value - bottom) // step)  # largest k with value - k*step >= bottom
+                if last >= first:
+                    counts[j] += count * (last - first + 1)
+                if bottom <= low or j == 0:
+                    break
+                j -= 1
+            out._min = min(out._min, low)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready sparse form: the configuration, exact summaries and ``[index, count]`` of non-zero buckets."""
         return {

@@ -48,6 +48,9 @@ def render_table(result: LoadResult) -> Table:
     table.add_row(*_row("all", result.completed, result.rate, result.errors, result.latency), style="bold")
     if result.service is not None:
         table.add_row(*_row("service time", result.completed, result.rate, result.errors, result.service), style="dim")
+    if result.corrected is not None:
+        row = _row("CO-corrected (estimate)", result.completed, result.rate, result.errors, result.corrected)
+        table.add_row(*row, style="dim")
     return table
 
 

@@ -103,6 +103,10 @@ class LoadResult:
     """Per worker process: CPU seconds over wall seconds across the run (1.0 = one full core)."""
     warnings: list[str] = field(default_factory=list)
     thresholds: list[dict[str, Any]] = field(default_factory=list)
+    corrected: LatencyStats | None = None
+    """Closed model only: `latency` corrected after the fact for coordinated omission (see
+    `Histogram.corrected`), with one connection's mean interval between requests as the expected interval. An
+    estimate of what an open-model run at the same rate would report; the open model measures it directly."""
     schema: str = SCHEMA
 
     @property
@@ -134,6 +138,8 @@ class LoadResult:
             dropped=float(self.dropped),
             requests=float(self.completed),
         )
+        if self.corrected is not None:
+            flat.update({f"corrected_{key}": value for key, value in self.corrected.percentiles.items()})
         return flat
 
     def name_metrics(self) -> dict[str, dict[str, float]]:
@@ -165,6 +171,7 @@ class LoadResult:
             raise ValueError(msg)
         raw["latency"] = LatencyStats(**raw["latency"])
         raw["service"] = LatencyStats(**raw["service"]) if raw["service"] else None
+        raw["corrected"] = LatencyStats(**raw["corrected"]) if raw.get("corrected") else None
         raw["timeline"] = [TimelinePoint(**p) for p in raw["timeline"]]
         raw["names"] = [
             NameResult(

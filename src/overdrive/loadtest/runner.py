@@ -437,6 +437,10 @@ def _result(scenario: Scenario, options: LoadOptions, aggregate: _Aggregator, st
         for i, name in enumerate(aggregate.names)
     ]
     cpu = [c / w if w > 0 else 0.0 for c, w in zip(aggregate.cpu, aggregate.wall, strict=True)]
+    corrected = None
+    if not options.open_model and aggregate.completed and elapsed > 0:
+        interval_us = round(options.connections * elapsed / aggregate.completed * 1e6)
+        corrected = LatencyStats.of(total.corrected(interval_us))
     result = LoadResult(
         target=scenario.base_url,
         model="open" if options.open_model else "closed",
@@ -457,6 +461,7 @@ def _result(scenario: Scenario, options: LoadOptions, aggregate: _Aggregator, st
         names=names,
         timeline=aggregate.timeline,
         cpu_utilization=cpu,
+        corrected=corrected,
     )
     return _with_warnings(result)
 
