@@ -147,8 +147,9 @@ def _slo_recording(matchers: tuple[str, ...], threshold: float, latency_slo: flo
     fast = (*matchers, f'le="{number(threshold)}"')
     rules: list[dict[str, Any]] = []
     for window in _RATIO_WINDOWS:
-        total = _rate(_COUNT, matchers, window)
-        rules.append({"record": f"job:http_server_requests:rate{window}", "expr": total})
+        # Later rules of a group see the earlier ones' results of the same evaluation: each long range is read once.
+        total = f"job:http_server_requests:rate{window}"
+        rules.append({"record": total, "expr": _rate(_COUNT, matchers, window)})
         rules.append(
             {
                 "record": f"job:http_server_request_errors:ratio_rate{window}",
