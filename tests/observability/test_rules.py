@@ -14,7 +14,7 @@ import yaml
 
 from overdrive.exceptions import ConfigurationError
 from overdrive.observability.rules import alert_rules, rules_yaml
-from tests.observability.promtool import Load, Traffic, alert_names, check_rules, unit_test
+from tests.observability.promtool import Expected, Load, Traffic, alert_names, check_rules, unit_test
 
 HISTORY = 3 * 24 * 60  # minutes of healthy traffic before each scenario's event
 START = HISTORY - 1  # the last healthy sample; START + k holds k minutes of the event
@@ -145,7 +145,7 @@ class TestPromtool:
         # One request a minute (0.017/s), and one of them fails: 1h share 1/60 = 1.67% > 1.44%, 5m share 20%.
         quiet, failure = Load("/items/{id}", ok=1), Load("/items/{id}", errors=1)
         traffic = Traffic().then(HISTORY, quiet).then(1, failure).then(10, quiet)
-        guarded = {START: [], START + 2: []}
+        guarded: Expected = {START: [], START + 2: []}
         unit_test(tmp_path / "guarded", alert_rules(), traffic, guarded)
         unguarded = {START: [], START + 2: [burn("availability", "1h")]}
         unit_test(tmp_path / "unguarded", alert_rules(min_rate=0.01), traffic, unguarded)

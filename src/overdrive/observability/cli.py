@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from overdrive.exceptions import ConfigurationError
-from overdrive.observability.dashboard import dashboard as build_dashboard
+from overdrive.observability.dashboards import dashboard as build_dashboard
 from overdrive.observability.metrics import DEFAULT_BUCKETS
 from overdrive.observability.rules import alert_rules, rules_yaml
 
