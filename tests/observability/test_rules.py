@@ -103,6 +103,7 @@ class TestOptions:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(300)  # promtool evaluates every rule each minute over 3-4 simulated days: ~5-10 s each, idle
 class TestPromtool:
     def test_promtool_accepts_every_variant(self, tmp_path: Path) -> None:
         variants = [
