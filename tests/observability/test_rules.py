@@ -118,7 +118,7 @@ class TestPromtool:
             count = sum(len(group["rules"]) for group in rules["groups"])
             assert f"SUCCESS: {count} rules found" in report
 
-    def test_a_fast_burn_pages_after_nine_minutes_and_resets_when_errors_stop(self, tmp_path: Path) -> None:
+    def test_a_fast_burn_pages_within_ten_minutes_and_resets_when_errors_stop(self, tmp_path: Path) -> None:
         # 10 requests/s; then 10% fail for 40 minutes; then healthy again. Another job fails all along.
         healthy, burst = Load("/items/{id}", ok=600), Load("/items/{id}", ok=540, errors=60)
         other = Load("/batch", errors=100, job="batch")
