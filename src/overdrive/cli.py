@@ -13,6 +13,7 @@ from overdrive import __version__
 from overdrive.demo.generator import SeedPlan
 from overdrive.demo.settings import ProfileName, ShopSettings
 from overdrive.exceptions import OverdriveError
+from overdrive.observability.cli import observability
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +52,9 @@ _database_url = click.option(
 @click.version_option(__version__, prog_name="overdrive")
 def main() -> None:
     """Overdrive: the performance layer for Python ASGI backends."""
+
+
+main.add_command(observability)
 
 
 @main.group(invoke_without_command=True)
