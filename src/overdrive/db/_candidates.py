@@ -47,12 +47,15 @@ class IndexCandidate:
         table: the indexed table.
         columns: key columns in index order.
         where: the predicate of a partial index (SQL), or None.
+        equalities: how many leading columns the statement compares with ``=`` (their direction is irrelevant);
+            not part of the index's identity.
 
     """
 
     table: str
     columns: tuple[IndexColumn, ...]
     where: str | None = None
+    equalities: int = field(default=0, compare=False)
 
     @property
     def name(self) -> str:
@@ -82,10 +85,11 @@ class IndexCandidate:
 
     def canonical(self) -> tuple[str, tuple[IndexColumn, ...], str | None]:
         """A key equal for indexes that serve the same scans (one is the other read backwards)."""
-        columns = self.columns
-        if columns and columns[0].descending:
-            columns = tuple(IndexColumn(c.name, not c.descending) for c in columns)
-        return (self.table, columns, self.where)
+        head = tuple(IndexColumn(c.name) for c in self.columns[: self.equalities])
+        tail = self.columns[self.equalities :]
+        if tail and tail[0].descending:
+            tail = tuple(IndexColumn(c.name, not c.descending) for c in tail)
+        return (self.table, head + tail, self.where)
 
 
 def _identifier(name: str) -> str:
@@ -259,17 +263,17 @@ def _from_use(use: _TableUse) -> Iterator[IndexCandidate]:
     equal = [IndexColumn(name) for name in use.equalities]
     tails = _tails(use, set(use.equalities))
     for tail in (*tails, []):
-        yield _candidate(use.table, [*equal, *tail])
+        yield _candidate(use.table, [*equal, *tail], equalities=len(equal))
     if use.constants:
         where = " AND ".join(use.constants[name] for name in sorted(use.constants))
         rest = [column for column in equal if column.name not in use.constants]
         for tail in (*_tails(use, set(use.constants) | {c.name for c in rest}), []):
             if rest or tail:
-                yield _candidate(use.table, [*rest, *tail], where)
+                yield _candidate(use.table, [*rest, *tail], where, equalities=len(rest))
     for name in use.joins:
-        yield _candidate(use.table, [IndexColumn(name)])
+        yield _candidate(use.table, [IndexColumn(name)], equalities=1)
         if equal:
-            yield _candidate(use.table, [*equal, IndexColumn(name)])
+            yield _candidate(use.table, [*equal, IndexColumn(name)], equalities=len(equal) + 1)
 
 
 def _tails(use: _TableUse, taken: set[str]) -> list[list[IndexColumn]]:
@@ -285,9 +289,10 @@ def _tails(use: _TableUse, taken: set[str]) -> list[list[IndexColumn]]:
     return tails
 
 
-def _candidate(table: str, columns: list[IndexColumn], where: str | None = None) -> IndexCandidate:
+def _candidate(table: str, columns: list[IndexColumn], where: str | None = None, *, equalities: int) -> IndexCandidate:
     unique: list[IndexColumn] = []
     for column in columns:
         if column.name not in {c.name for c in unique}:
             unique.append(column)
-    return IndexCandidate(table=table, columns=tuple(unique[:MAX_COLUMNS]), where=where)
+    kept = tuple(unique[:MAX_COLUMNS])
+    return IndexCandidate(table=table, columns=kept, where=where, equalities=min(equalities, len(kept)))

@@ -25,8 +25,9 @@ def send(connection: Connection, sample: QuerySample, prefix: str = "") -> Curso
     """
     statement = prefix + sample.statement
     try:
-        if sample.parameters is None:
-            return connection.exec_driver_sql(statement)
+        if not sample.parameters:
+            # Without this, format-style drivers (psycopg) still parse `%` in a statement that has no parameters.
+            return connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
         return connection.exec_driver_sql(statement, sample.parameters)
     except DBAPIError as exc:
         head = " ".join(sample.statement.split())[:200]

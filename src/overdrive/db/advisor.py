@@ -104,13 +104,13 @@ class _Schema:
 def _serves(index: IndexCandidate, candidate: IndexCandidate) -> bool:
     """Whether `index` serves every scan `candidate` would: its leading columns match, in order and direction."""
     if _normal(index.where) == _normal(candidate.where):
-        return _prefix(index.columns, candidate.columns)
+        return _prefix(index.columns, candidate)
     if candidate.where is None or index.where is not None:
         return False
     # A full index on (c, a, b) serves (a, b) WHERE c = 1: the constant columns lead, in any order.
     fixed = _where_columns(candidate)
     head = {column.name for column in index.columns[: len(fixed)]}
-    return head == fixed and _prefix(index.columns[len(fixed) :], candidate.columns)
+    return head == fixed and _prefix(index.columns[len(fixed) :], candidate)
 
 
 def _normal(predicate: str | None) -> str:
@@ -121,13 +121,14 @@ def _where_columns(candidate: IndexCandidate) -> set[str]:
     return {part.split("=")[0].strip().strip('"') for part in (candidate.where or "").split(" AND ")}
 
 
-def _prefix(have: tuple[IndexColumn, ...], wanted: tuple[IndexColumn, ...]) -> bool:
+def _prefix(have: tuple[IndexColumn, ...], candidate: IndexCandidate) -> bool:
+    """Whether `have` starts with the candidate's columns, read forwards or backwards after its equalities."""
+    wanted = candidate.columns
     head = have[: len(wanted)]
     if len(head) < len(wanted) or [c.name for c in head] != [c.name for c in wanted]:
         return False
-    same = all(h.descending == w.descending for h, w in zip(head, wanted, strict=True))
-    flipped = all(h.descending != w.descending for h, w in zip(head, wanted, strict=True))
-    return same or flipped
+    pairs = list(zip(head, wanted, strict=True))[candidate.equalities :]
+    return all(h.descending == w.descending for h, w in pairs) or all(h.descending != w.descending for h, w in pairs)
 
 
 def _backend(connection: Connection) -> tuple[Dialect, ModuleType]:
@@ -223,4 +224,20 @@ def _trials(
         if (before - after) / before >= min_improvement:
             passed.append((candidate, (before, after)))
     passed.sort(key=lambda item: (item[1][1], len(item[0].columns), item[0].name))
+    return _partial_first(passed)
+
+
+def _partial_first(
+    passed: list[tuple[IndexCandidate, tuple[float, float]]],
+) -> list[tuple[IndexCandidate, tuple[float, float]]]:
+    """Put a partial index ahead of the full index it equals (its constant columns first): same scans, fewer rows.
+
+    Planner estimates for hypothetical partial indexes are rough, so the full form often looks a little cheaper.
+    """
+    if not passed or passed[0][0].where is not None:
+        return passed
+    best = passed[0][0]
+    for item in passed[1:]:
+        if item[0].where is not None and _serves(best, item[0]):
+            return [item, *(other for other in passed if other is not item)]
     return passed
