@@ -19,7 +19,16 @@ if TYPE_CHECKING:
 
     from overdrive.db.sample import QuerySample
 
-__all__ = ["columns", "cost", "existing_indexes", "hypothetical_cost", "plan", "prepare"]
+__all__ = [
+    "columns",
+    "cost",
+    "existing_indexes",
+    "hypopg_available",
+    "hypopg_installed",
+    "hypothetical_cost",
+    "plan",
+    "prepare",
+]
 
 Finding = tuple[str, str | None, str]
 HYPOPG_HINT = (
@@ -131,15 +140,25 @@ def prepare(connection: Connection) -> None:
         AdvisorError: HypoPG is not installed on the server, or the extension cannot be created.
 
     """
-    if connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'")).first() is not None:
+    if hypopg_installed(connection):
         return
-    if connection.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'")).first() is None:
+    if not hypopg_available(connection):
         raise AdvisorError(HYPOPG_HINT)
     try:
         connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hypopg")
     except DBAPIError as exc:
         msg = f"{HYPOPG_HINT} Creating the extension failed: {exc.orig}"
         raise AdvisorError(msg) from exc
+
+
+def hypopg_installed(connection: Connection) -> bool:
+    """Whether the HypoPG extension exists in this database."""
+    return connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'")).first() is not None
+
+
+def hypopg_available(connection: Connection) -> bool:
+    """Whether the server has HypoPG's files, so that CREATE EXTENSION can work."""
+    return connection.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'")).first() is not None
 
 
 def hypothetical_cost(connection: Connection, sample: QuerySample, candidate: IndexCandidate) -> float:
