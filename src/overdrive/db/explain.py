@@ -5,7 +5,9 @@ PostgreSQL plans come from ``EXPLAIN (FORMAT JSON)`` and cost is the planner's t
 progress handler counts virtual-machine steps: a deterministic measure of work, unlike wall time.
 
 `explain` only sends statements through the connection it is given and never begins or ends a transaction, so it
-is safe inside an ``after_cursor_execute`` handler. Async code calls it as ``await conn.run_sync(explain, sample)``.
+is safe inside an ``after_cursor_execute`` handler; its own statements fire the connection's events too (on SQLite
+the explained statement itself runs again), so such a handler must ignore them. Async code calls it as
+``await conn.run_sync(explain, sample)``.
 """
 
 from __future__ import annotations
