@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_engine, select
 
 from overdrive.cli import main
-from overdrive.db import _postgres
+from overdrive.db import QueryMonitor, _postgres
+from overdrive.db.report import QueryReport
 from tests.services import free_port
 
 STATEMENTS = """
@@ -21,6 +22,10 @@ SELECT id, name FROM products WHERE status = 'archived' ORDER BY created_at DESC
 INSERT INTO products VALUES (0, 1, 'active', 1, 1, 'x');
 SELECT * FROM no_such_table;
 """
+products = Table(
+    "products", MetaData(), Column("id", Integer, primary_key=True), Column("category_id", Integer),
+    Column("name", String), Column("created_at", Integer),
+)  # fmt: skip
 COMPOSITE = "ix_products_category_id_created_at_desc_id_desc ON products (category_id, created_at DESC, id DESC)"
 PARTIAL = "ix_products_created_at_desc_where_status ON products (created_at DESC) WHERE status = 'archived'"
 
@@ -163,3 +168,26 @@ class TestErrors:
         assert "needs the HypoPG extension" in result.output
         assert "scripts/install-system-deps postgresql-15-hypopg" in result.output
         assert "CREATE EXTENSION hypopg" in result.output
+
+
+class TestFromTheQueryMonitor:
+    def test_the_monitors_report_feeds_the_advisor(self, products_engine: Engine, tmp_path: Path) -> None:
+        """The report `overdrive db report --json` writes (here straight from the store) is what advise reads."""
+        monitor = QueryMonitor(n_plus_one="off", call_sites=False)
+        monitor.instrument(products_engine)
+        try:
+            with products_engine.connect() as connection:
+                for category in (3, 4, 5):
+                    stmt = select(products.c.id, products.c.name).where(products.c.category_id == category)
+                    connection.execute(stmt.order_by(products.c.created_at.desc(), products.c.id.desc()).limit(20))
+        finally:
+            monitor.uninstrument()
+        document = QueryReport.from_store(monitor.store, dialect=products_engine.dialect.name).to_json()
+        queries = tmp_path / "report.json"
+        queries.write_bytes(orjson.dumps(document))
+        url = products_engine.url.render_as_string(hide_password=False)
+        result = advise(url, "--queries", str(queries), "--json")
+        assert result.exit_code == 0, result.output
+        [advice] = orjson.loads(result.output)["advice"]
+        assert COMPOSITE in advice["statement"]
+        assert advice["queries"][0]["label"] == document["queries"][0]["fingerprint"]

@@ -53,6 +53,15 @@ class TestInline:
         assert render_literal(datetime(2024, 5, 1, 12, 30)) == "'2024-05-01 12:30:00'"
         assert render_literal(b"\x01\xff") == "X'01ff'"
 
+    def test_numbered_placeholders_take_a_logs_named_values(self) -> None:
+        sample = QuerySample("SELECT * FROM t WHERE a = $1 AND b = $2", {"$1": "5", "$2": None})
+        assert inline(sample) == "SELECT * FROM t WHERE a = '5' AND b = NULL"
+
+    def test_numbered_placeholders_without_values_are_an_error(self) -> None:
+        with pytest.raises(ValueError, match="no parameter values"):
+            inline(QuerySample("SELECT * FROM t WHERE a = $1"))
+        assert inline(QuerySample("SELECT '$1', a::int FROM t")) == "SELECT '$1', a::int FROM t"
+
     def test_a_missing_parameter_is_an_error(self) -> None:
         with pytest.raises(ValueError, match="number 2"):
             inline(QuerySample("SELECT ? + ?", (1,)))

@@ -74,11 +74,20 @@ def inline(sample: QuerySample) -> str:
             position += 1
             return render_literal(_positional(parameters, position - 1))
         if kind == "dollar":
-            return render_literal(_positional(parameters, int(match.group("dollar")) - 1))
+            number = int(match.group("dollar"))
+            if isinstance(parameters, dict):  # a PostgreSQL log's DETAIL line: {"$1": "value", ...}
+                return render_literal(_named(parameters, f"${number}"))
+            return render_literal(_positional(parameters, number - 1))
         uses_percent = uses_percent or kind == "pyformat"
         return render_literal(_named(parameters, match.group(kind or "named")))
 
     if parameters is None or (not parameters and not isinstance(parameters, dict)):
+        if any(match.lastgroup == "dollar" for match in _TOKEN.finditer(sample.statement)):
+            msg = (
+                "The statement has $n placeholders but the sample holds no parameter values "
+                "(pg_stat_statements keeps none); capture it with the query monitor or a log with parameters."
+            )
+            raise ValueError(msg)
         return sample.statement
     text = _TOKEN.sub(replace, sample.statement)
     return text.replace("%%", "%") if uses_percent else text
