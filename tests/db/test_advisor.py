@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine
 
 from overdrive.db import IndexColumn, QuerySample, advise
 from overdrive.db import _sqlite as sqlite_backend
-from overdrive.exceptions import ExplainError
+from overdrive.exceptions import ConfigurationError, ExplainError
 from tests.db.conftest import placeholder
 
 NEWEST_IN_CATEGORY = "SELECT id, name FROM products WHERE category_id = {p} ORDER BY created_at DESC, id DESC LIMIT 20"
@@ -86,6 +86,11 @@ class TestProposals:
         statement = f"SELECT id FROM products WHERE price_cents >= {p}"
         with products_engine.connect() as connection:
             assert advise(connection, [QuerySample(statement, (50_000,))], min_improvement=0.9) == []
+
+    @pytest.mark.parametrize("share", [0, 1.5])
+    def test_the_minimum_improvement_is_a_share(self, products_engine: Engine, share: float) -> None:
+        with products_engine.connect() as connection, pytest.raises(ConfigurationError, match="min_improvement"):
+            advise(connection, [newest(products_engine)], min_improvement=share)
 
     def test_statements_other_than_select_update_delete_are_skipped(self, products_engine: Engine) -> None:
         insert = "INSERT INTO products VALUES (0, 1, 'active', 1, 1, 'x')"

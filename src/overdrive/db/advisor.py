@@ -11,17 +11,16 @@ that is best for several statements is one advice naming them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol
 
 from overdrive.db import _postgres, _sqlite
 from overdrive.db._candidates import Dialect, IndexCandidate, IndexColumn, candidates, statement_kind
 from overdrive.db._placeholders import inline
 from overdrive.db.sample import QuerySample
-from overdrive.exceptions import AdvisorError
+from overdrive.exceptions import AdvisorError, ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from types import ModuleType
 
     from sqlalchemy.engine import Connection
 
@@ -81,12 +80,22 @@ class IndexAdvice:
         return sum(query.cost_after for query in self.queries)
 
 
+class _Backend(Protocol):
+    """What the advisor needs from a database; `_postgres` and `_sqlite` are the two implementations."""
+
+    def prepare(self, connection: Connection) -> None: ...
+    def columns(self, connection: Connection, table: str) -> frozenset[str]: ...
+    def existing_indexes(self, connection: Connection, table: str) -> list[IndexCandidate]: ...
+    def cost(self, connection: Connection, sample: QuerySample) -> float: ...
+    def hypothetical_cost(self, connection: Connection, sample: QuerySample, candidate: IndexCandidate) -> float: ...
+
+
 @dataclass
 class _Schema:
     """Columns and existing indexes per table, read once per `advise` call."""
 
     connection: Connection
-    backend: ModuleType
+    backend: _Backend
     _columns: dict[str, frozenset[str]] = field(default_factory=dict)
     _indexes: dict[str, list[IndexCandidate]] = field(default_factory=dict)
 
@@ -131,7 +140,7 @@ def _prefix(have: tuple[IndexColumn, ...], candidate: IndexCandidate) -> bool:
     return all(h.descending == w.descending for h, w in pairs) or all(h.descending != w.descending for h, w in pairs)
 
 
-def _backend(connection: Connection) -> tuple[Dialect, ModuleType]:
+def _backend(connection: Connection) -> tuple[Dialect, _Backend]:
     name = connection.dialect.name
     if name == "postgresql":
         return "postgresql", _postgres
@@ -166,9 +175,13 @@ def advise(
 
     Raises:
         AdvisorError: the database is not supported, or HypoPG is missing on PostgreSQL.
+        ConfigurationError: `min_improvement` is not in (0, 1].
         ExplainError: the database cannot explain one of the statements.
 
     """
+    if not 0 < min_improvement <= 1:
+        msg = f"min_improvement is a share of the cost between 0 (excluded) and 1, not {min_improvement!r}."
+        raise ConfigurationError(msg)
     dialect, backend = _backend(connection)
     backend.prepare(connection)
     schema = _Schema(connection, backend)
@@ -215,12 +228,12 @@ def _trials(
     if not proposed:
         return []
     literal = QuerySample(inline(sample))
-    before = cast("float", schema.backend.cost(schema.connection, literal))
+    before = schema.backend.cost(schema.connection, literal)
     if before <= 0:
         return []
     passed = []
     for candidate in proposed:
-        after = cast("float", schema.backend.hypothetical_cost(schema.connection, literal, candidate))
+        after = schema.backend.hypothetical_cost(schema.connection, literal, candidate)
         if (before - after) / before >= min_improvement:
             passed.append((candidate, (before, after)))
     passed.sort(key=lambda item: (item[1][1], len(item[0].columns), item[0].name))
