@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from overdrive import __version__
+from overdrive.db.cli import db
 from overdrive.demo.generator import SeedPlan
 from overdrive.demo.settings import ProfileName, ShopSettings
 from overdrive.exceptions import OverdriveError
@@ -314,6 +315,9 @@ def compare(
         load=load, url_b=url_b, runs=runs, metric=metric, alpha=alpha, min_effect=min_effect, json_path=json_path
     )
     raise SystemExit(command.run(Console()))
+
+
+main.add_command(db)
 
 
 def _run(work: Callable[[], T]) -> T:

@@ -10,6 +10,8 @@ Every error Overdrive raises derives from one root, so callers can catch the fam
     │   └── WriteBehindError               buffered writes could not be flushed; they are attached, never dropped
     ├── ConfigurationError (ValueError)    bad settings, URLs or options, found at start-up
     ├── DatabaseError                      the database layer (overdrive.db)
+    │   ├── AdvisorError                   the index advisor cannot run (HypoPG missing, unsupported database)
+    │   ├── ExplainError                   a statement cannot be explained on this database
     │   ├── InvalidCursor (ValueError)     a pagination cursor is tampered, foreign, outdated or malformed (a 400)
     │   ├── KeyNotFound (LookupError)      a batch loader found no row for a key that was required
     │   ├── LoaderError (RuntimeError)     a batch loader was misused: another event loop, a bad batch result
@@ -24,12 +26,14 @@ Warnings: `NPlusOneWarning` (UserWarning), an N+1 query pattern found where the 
 """
 
 __all__ = [
+    "AdvisorError",
     "CacheError",
     "CacheTimeout",
     "CacheUnavailable",
     "ConfigurationError",
     "DatabaseError",
     "DemoError",
+    "ExplainError",
     "InvalidCursor",
     "KeyNotFound",
     "LoadTestError",
@@ -100,6 +104,14 @@ class LoadTestError(OverdriveError):
 
 class DatabaseError(OverdriveError):
     """The database layer (`overdrive.db`) failed or was misused."""
+
+
+class AdvisorError(DatabaseError):
+    """The index advisor cannot run here: HypoPG is missing on PostgreSQL, or the database is not supported."""
+
+
+class ExplainError(DatabaseError):
+    """The database cannot explain a statement (a syntax error, an unknown table, an unsupported database)."""
 
 
 class InvalidCursor(DatabaseError, ValueError):  # noqa: N818 -- a client error, read like ValueError; maps to 400

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from tests import services
@@ -72,3 +75,76 @@ def statements(engine: AsyncEngine) -> Iterator[StatementLog]:
 async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     async with async_sessionmaker(engine, expire_on_commit=False)() as session:
         yield session
+
+
+# ---------------------------------------------------------------- EXPLAIN and the index advisor
+
+PRODUCT_ROWS = 50_000
+PRODUCTS_DDL = (
+    "CREATE TABLE products (id INTEGER PRIMARY KEY, category_id INTEGER NOT NULL, status VARCHAR(20) NOT NULL, "
+    "price_cents INTEGER NOT NULL, created_at INTEGER NOT NULL, name VARCHAR(100) NOT NULL)"
+)
+# 50 categories of 1,000 products; 1 in 100 archived; prices and creation times spread by multiplicative hashing.
+PRODUCT_ROW_SQL = (
+    "SELECT i, i % 50 + 1, CASE WHEN i % 100 = 0 THEN 'archived' ELSE 'active' END, "
+    "(i * 7919) % 100000, (i * 104729) % 1000000, 'product ' || i FROM {source}"
+)
+
+
+@pytest.fixture(scope="session")
+def products_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file holding the 50k-row `products` table with its primary key only."""
+    path = tmp_path_factory.mktemp("advisor") / "products.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute(PRODUCTS_DDL)
+        numbers = f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {PRODUCT_ROWS})"
+        source = f"({numbers} SELECT i FROM n)"
+        connection.execute("INSERT INTO products " + PRODUCT_ROW_SQL.format(source=source))
+    connection.close()
+    return path
+
+
+@pytest.fixture
+def products_sqlite(products_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the SQLite products file, which the test may change."""
+    path = tmp_path / "products.sqlite3"
+    shutil.copyfile(products_template, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def products_postgres(postgres_url: str) -> Iterator[str]:
+    """A psycopg URL of a database of its own holding the analysed 50k-row `products` table."""
+    name = f"overdrive_advisor_{uuid.uuid4().hex[:12]}"
+    url = services.create_database(postgres_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(PRODUCTS_DDL)
+            source = f"generate_series(1::bigint, {PRODUCT_ROWS}) AS i"
+            insert = "INSERT INTO products " + PRODUCT_ROW_SQL.format(source=source)
+            connection.exec_driver_sql(insert, execution_options={"no_parameters": True})
+            connection.exec_driver_sql("ANALYZE products")
+        yield url
+    finally:
+        engine.dispose()
+        services.drop_database(postgres_url, name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def products_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A sync engine on the products table: a private SQLite copy, then the shared PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{request.getfixturevalue('products_sqlite')}"
+    else:
+        url = request.getfixturevalue("products_postgres")
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def placeholder(engine: Engine) -> str:
+    """The positional placeholder of the engine's driver."""
+    return "?" if engine.dialect.name == "sqlite" else "%s"
