@@ -27,3 +27,18 @@ def test_all_is_declared_and_complete(name: str) -> None:
 
 def test_the_package_exposes_its_version() -> None:
     assert overdrive.__version__.count(".") == 2
+
+
+def test_lazy_db_names_are_never_shadowed_by_submodules() -> None:
+    """`overdrive.db` resolves names on first use; importing its submodules first must not change what they are."""
+    import importlib
+    import pkgutil
+    import types
+
+    import overdrive.db
+
+    for module in pkgutil.iter_modules(overdrive.db.__path__):
+        importlib.import_module(f"overdrive.db.{module.name}")
+    for name in overdrive.db.__all__:
+        assert not isinstance(getattr(overdrive.db, name), types.ModuleType), name
+    assert sorted(dir(overdrive.db)) == sorted(overdrive.db.__all__)

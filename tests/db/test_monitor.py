@@ -335,3 +335,51 @@ def test_executemany_and_no_parameter_statements_are_timed(tmp_path: Any) -> Non
 
 def test_scope_type_is_exported() -> None:
     assert QueryScope().queries == 0
+
+
+async def test_slow_selects_get_one_plan_with_warnings_and_explain_is_not_counted(database: Database) -> None:
+    def build(session: Session) -> None:
+        session.execute(sa.text("DROP TABLE IF EXISTS plan_t"))
+        session.execute(sa.text("CREATE TABLE plan_t (id integer primary key, v integer, w integer)"))
+        rows = [{"i": i, "v": i % 7, "w": (i * 7919) % 20000} for i in range(20_000)]
+        session.execute(sa.text("INSERT INTO plan_t (id, v, w) VALUES (:i, :v, :w)"), rows)
+        session.execute(sa.text("ANALYZE plan_t"))
+        session.commit()
+
+    await database.run(build)
+    monitor = QueryMonitor(n_plus_one="record", explain_slower_than=0.0)
+    monitor.instrument(database.engine)
+
+    def query(session: Session) -> list[int]:
+        statement = sa.text("SELECT id FROM plan_t WHERE v = :v ORDER BY w LIMIT 5")
+        first = [row[0] for row in session.execute(statement, {"v": 3})]
+        again = [row[0] for row in session.execute(statement, {"v": 3})]
+        session.execute(sa.text("UPDATE plan_t SET w = w WHERE id = 1"))
+        session.rollback()
+        assert first == again
+        return first
+
+    try:
+        with monitor.scope() as scope:
+            ids = await database.run(query)
+    finally:
+        monitor.uninstrument()
+    assert len(ids) == 5
+    assert scope.queries == 3  # two SELECTs and the UPDATE; the EXPLAIN is not counted
+    assert not any("EXPLAIN" in s.fingerprint.normalized.upper() for s in monitor.store.top())
+    select = next(s for s in monitor.store.top() if s.fingerprint.normalized.startswith("SELECT id FROM plan_t"))
+    assert select.count == 2
+    assert select.plan is not None
+    assert "error" not in select.plan, select.plan
+    kinds = {w["kind"] for w in select.plan["warnings"]}
+    assert "seq_scan" in kinds, select.plan["warnings"]
+    update = next(s for s in monitor.store.top() if s.fingerprint.operation == "UPDATE")
+    assert update.plan is None  # writes are never explained
+    assert select.snapshot().plan == select.plan
+    assert monitor.plan_errors == 0
+
+
+def test_plan_capture_settings() -> None:
+    assert QueryMonitor().explain_slower_than is None
+    with pytest.raises(ConfigurationError, match="explain_slower_than"):
+        QueryMonitor(explain_slower_than=-1)

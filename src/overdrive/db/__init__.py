@@ -7,18 +7,27 @@
 - `BatchLoader` / `model_loader`: DataLoader-style batching of lookups into one IN query.
 - `explain`: a captured statement's plan, cost and warnings (sequential scans, sorts, deep offsets).
 - `advise`: indexes that make captured statements cheaper, each verified (HypoPG on PostgreSQL).
+
+Names load on first use (PEP 562), so `overdrive.db.cli` and the pure-Python report can be imported where
+SQLAlchemy is not installed (it comes with the ``demo`` extra); type checkers see ordinary imports.
 """
 
-from overdrive.db.advisor import IndexAdvice, IndexCandidate, IndexColumn, QueryGain, advise
-from overdrive.db.explain import ExplainOptions, Plan, PlanWarning, explain
-from overdrive.db.fingerprint import Fingerprint, Fingerprinter, normalize
-from overdrive.db.keyset import Page, Paginator, paginate, paginate_sync
-from overdrive.db.loader import BatchLoader, model_loader
-from overdrive.db.middleware import QueryScopeMiddleware
-from overdrive.db.monitor import NPlusOne, NPlusOneMode, QueryMonitor, QueryScope
-from overdrive.db.pool import PoolMonitor, PoolSizeHint, PoolStats, pool_size_hint
-from overdrive.db.querystats import QueryStats, QueryStore, StatsSnapshot
-from overdrive.db.sample import QuerySample
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from overdrive.db.advisor import IndexAdvice, IndexCandidate, IndexColumn, QueryGain, advise
+    from overdrive.db.fingerprint import Fingerprint, Fingerprinter, normalize
+    from overdrive.db.keyset import Page, Paginator, paginate, paginate_sync
+    from overdrive.db.loader import BatchLoader, model_loader
+    from overdrive.db.middleware import QueryScopeMiddleware
+    from overdrive.db.monitor import NPlusOne, NPlusOneMode, QueryMonitor, QueryScope
+    from overdrive.db.plans import ExplainOptions, Plan, PlanWarning, explain
+    from overdrive.db.pool import PoolMonitor, PoolSizeHint, PoolStats, pool_size_hint
+    from overdrive.db.querystats import QueryStats, QueryStore, StatsSnapshot
+    from overdrive.db.sample import QuerySample
 
 __all__ = [
     "BatchLoader",
@@ -53,3 +62,51 @@ __all__ = [
     "paginate_sync",
     "pool_size_hint",
 ]
+
+_HOMES = {
+    "BatchLoader": "overdrive.db.loader",
+    "ExplainOptions": "overdrive.db.plans",
+    "Fingerprint": "overdrive.db.fingerprint",
+    "Fingerprinter": "overdrive.db.fingerprint",
+    "IndexAdvice": "overdrive.db.advisor",
+    "IndexCandidate": "overdrive.db.advisor",
+    "IndexColumn": "overdrive.db.advisor",
+    "NPlusOne": "overdrive.db.monitor",
+    "NPlusOneMode": "overdrive.db.monitor",
+    "Page": "overdrive.db.keyset",
+    "Paginator": "overdrive.db.keyset",
+    "Plan": "overdrive.db.plans",
+    "PlanWarning": "overdrive.db.plans",
+    "PoolMonitor": "overdrive.db.pool",
+    "PoolSizeHint": "overdrive.db.pool",
+    "PoolStats": "overdrive.db.pool",
+    "QueryGain": "overdrive.db.advisor",
+    "QueryMonitor": "overdrive.db.monitor",
+    "QuerySample": "overdrive.db.sample",
+    "QueryScope": "overdrive.db.monitor",
+    "QueryScopeMiddleware": "overdrive.db.middleware",
+    "QueryStats": "overdrive.db.querystats",
+    "QueryStore": "overdrive.db.querystats",
+    "StatsSnapshot": "overdrive.db.querystats",
+    "advise": "overdrive.db.advisor",
+    "explain": "overdrive.db.plans",
+    "model_loader": "overdrive.db.loader",
+    "normalize": "overdrive.db.fingerprint",
+    "paginate": "overdrive.db.keyset",
+    "paginate_sync": "overdrive.db.keyset",
+    "pool_size_hint": "overdrive.db.pool",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        msg = f"module 'overdrive.db' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

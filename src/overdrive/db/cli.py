@@ -1,4 +1,4 @@
-"""The ``overdrive db`` command group: ``advise`` proposes indexes for captured or hand-written statements."""
+"""The ``overdrive db`` command group: ``report`` shows the costliest queries, ``advise`` proposes indexes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 import orjson
 from rich.console import Console
 
+from overdrive.db.report_command import report
 from overdrive.exceptions import OverdriveError
 
 __all__ = ["db"]
@@ -16,6 +17,9 @@ __all__ = ["db"]
 @click.group("db")
 def db() -> None:
     """Find and fix database bottlenecks: slow-query reports and the index advisor."""
+
+
+db.add_command(report)
 
 
 @db.command("advise")

@@ -47,7 +47,7 @@ from sqlalchemy.orm.attributes import instance_state
 
 from overdrive.db.callsite import CallSiteFinder
 from overdrive.db.fingerprint import Fingerprint, Fingerprinter
-from overdrive.db.querystats import QueryStore
+from overdrive.db.querystats import QueryStats, QueryStore
 from overdrive.exceptions import ConfigurationError, NPlusOneError, NPlusOneWarning
 
 if TYPE_CHECKING:
@@ -142,6 +142,10 @@ class QueryMonitor:
         lazy_threshold: lazy loads of one relationship from one multi-row result before it is a finding.
         store: where per-fingerprint statistics go (a bounded `QueryStore` by default).
         call_sites: record the application line that first ran each fingerprint (a stack walk per new fingerprint).
+        explain_slower_than: seconds; the first SELECT of a fingerprint slower than this gets its plan captured
+            (``EXPLAIN`` on the same connection, never ``ANALYZE``: nothing runs twice) and attached to its stats,
+            with the plan's warnings (sequential scans of large tables, sorts no index serves, deep OFFSETs).
+            None (the default) captures nothing. One plan per fingerprint, so the cost is bounded.
 
     """
 
@@ -153,6 +157,7 @@ class QueryMonitor:
         lazy_threshold: int = 2,
         store: QueryStore | None = None,
         call_sites: bool = True,
+        explain_slower_than: float | None = None,
     ) -> None:
         if n_plus_one not in _MODES:
             msg = f"n_plus_one must be one of {', '.join(_MODES)}, not {n_plus_one!r}."
@@ -165,6 +170,12 @@ class QueryMonitor:
         self.lazy_threshold = lazy_threshold
         self.store = QueryStore() if store is None else store
         self.call_sites = call_sites
+        if explain_slower_than is not None and explain_slower_than < 0:
+            msg = f"explain_slower_than must be a number of seconds >= 0 or None, not {explain_slower_than!r}."
+            raise ConfigurationError(msg)
+        self.explain_slower_than = explain_slower_than
+        self.plan_errors = 0
+        self._explaining: ContextVar[bool] = ContextVar(f"overdrive_db_explaining_{id(self)}", default=False)
         self.fingerprint = Fingerprinter()
         self.sites = CallSiteFinder()
         self._current: ContextVar[QueryScope | None] = ContextVar(
@@ -234,7 +245,8 @@ class QueryMonitor:
     def _do_execute(self, cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
         started = perf_counter()
         context.dialect.do_execute(cursor, statement, parameters, context)
-        self._record(cursor, statement, parameters, context, perf_counter() - started)
+        if not self._explaining.get():  # our own EXPLAIN statements are neither counted nor timed
+            self._record(cursor, statement, parameters, context, perf_counter() - started)
         return True
 
     def _do_executemany(self, cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
@@ -259,6 +271,9 @@ class QueryMonitor:
         stats.record(elapsed, statement, parameters, rowcount if isinstance(rowcount, int) else -1)
         if new and self.call_sites:
             stats.call_site = self.sites.find(skip=2)
+        threshold = self.explain_slower_than
+        if threshold is not None and elapsed >= threshold and stats.plan is None and fingerprint.operation in _READS:
+            self._capture_plan(stats, context, statement, parameters)
         scope = self._current.get()
         if scope is None:
             return
@@ -274,6 +289,33 @@ class QueryMonitor:
                 lazy.fingerprint = fingerprint.id
         elif seen > self.repeat_threshold and self.n_plus_one != "off" and fingerprint.operation in _READS:
             self._repeated(scope, fingerprint, seen)
+
+    def _capture_plan(self, stats: QueryStats, context: ExecutionContext, statement: str, parameters: Any) -> None:
+        from overdrive.db.plans import ExplainOptions, explain  # noqa: PLC0415 -- only when plan capture is on
+        from overdrive.db.sample import QuerySample  # noqa: PLC0415
+
+        connection = getattr(context, "root_connection", None)
+        if connection is None or connection.dialect.name not in ("postgresql", "sqlite"):
+            return
+        token = self._explaining.set(True)
+        try:
+            # Plain EXPLAIN only: no ANALYZE and no SQLite step count, so the statement never runs a second time.
+            options = ExplainOptions(analyze=False, measure=False)
+            plan = explain(connection, QuerySample(statement, parameters), options)
+        except Exception as error:  # noqa: BLE001 -- a plan is a bonus: never fail the application's query for it
+            self.plan_errors += 1
+            stats.plan = {"error": f"{type(error).__name__}: {error}"}
+            logger.debug("EXPLAIN capture failed for %s: %s", stats.fingerprint.id, error)
+        else:
+            stats.plan = {
+                "dialect": plan.dialect,
+                "cost": plan.cost,
+                "cost_unit": plan.cost_unit,
+                "warnings": [{"kind": w.kind, "message": w.message, "table": w.table} for w in plan.warnings],
+                "raw": plan.raw,
+            }
+        finally:
+            self._explaining.reset(token)
 
     def _repeated(self, scope: QueryScope, fingerprint: Fingerprint, seen: int) -> None:
         finding = scope._repeated.get(fingerprint.id)
