@@ -56,7 +56,9 @@ def test_a_short_demo_prints_the_comparison(tmp_path: Path) -> None:
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "Demo summary" in result.output
-    assert "tuned vs naive" in result.output
+    assert "req/s vs naive" in result.output
+    for profile in ("database", "caching", "tuned"):
+        assert profile in result.output
     assert list((tmp_path / "r").glob("demo-*.html"))
 
 

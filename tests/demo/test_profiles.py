@@ -121,7 +121,7 @@ class TestKeysetPagination:
         async with open_shop(seeded, "database") as shop:
             cursor = None
             for k, want in enumerate(expected, 1):
-                params = {**dict(parse_qsl(query)), "page": k}
+                params: dict[str, str | int] = {**dict(parse_qsl(query)), "page": k}
                 if cursor is not None:
                     params["cursor"] = cursor
                 got = (await shop.client.get("/products", params=params)).json()

@@ -81,15 +81,16 @@ def test_the_whole_demo_writes_tables_and_a_report(seeded: ShopSettings, tmp_pat
     console = Console(record=True, width=200)
     options = DemoOptions(settings=seeded, duration_s=1.5, warmup_s=0.5, concurrency=4, report_dir=tmp_path / "reports")
     result, html = DemoRunner(options, console=console).run()
-    assert [p.profile for p in result.profiles] == ["naive", "tuned"]
+    assert [p.profile for p in result.profiles] == ["naive", "database", "caching", "tuned"]
     for profile in result.profiles:
         assert profile.requests > 0
         assert profile.errors == 0
         assert profile.queries_per_request is not None
-        assert profile.queries_per_request > 1
+    naive, database = (p.queries_per_request or 0.0 for p in result.profiles[:2])
+    assert naive > database > 1
     text = console.export_text()
     assert "Demo summary" in text
-    assert "DB queries per request" in text
+    assert "DB q/req" in text
     assert html.exists()
     assert "<svg" in html.read_text()
     saved = next((tmp_path / "reports").glob("*.json"))

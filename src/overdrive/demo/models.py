@@ -19,9 +19,8 @@ BigID = BigInteger().with_variant(Integer(), "sqlite")
 # The seed loads SQLite rows through the driver, which stores times as "YYYY-MM-DD HH:MM:SS"; SQLAlchemy must bind
 # them in that same text form, or a stored time and an equal parameter (a keyset cursor's) compare as different.
 # Every time in the shop is whole seconds.
-Timestamp = DateTime().with_variant(
-    sqlite.DATETIME(storage_format="%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"), "sqlite"
-)
+_SQLITE_SECONDS = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"
+Timestamp = DateTime().with_variant(sqlite.DATETIME(storage_format=_SQLITE_SECONDS), "sqlite")  # type: ignore[no-untyped-call]
 
 __all__ = ["Base", "Category", "Order", "OrderItem", "Product", "Review", "SeedInfo", "Seller", "User"]
 
