@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = ["INDEXES", "Index", "create_indexes", "drop_indexes", "sync_indexes"]
@@ -98,10 +99,12 @@ async def sync_indexes(engine: AsyncEngine, *, wanted: bool) -> None:
     """Create every index (`wanted`) or drop every index, in one transaction."""
     async with engine.begin() as conn:
         await _lock(conn)
+        existing = await conn.run_sync(_existing)
+        missing = [index for index in INDEXES if index.name not in existing]
         for index in INDEXES:
             await conn.execute(text(index.create_sql() if wanted else index.drop_sql()))
-        if wanted and conn.dialect.name == "sqlite":
-            # Without statistics SQLite's planner guesses; ANALYZE lets it weigh the new indexes against the scans.
+        if wanted and missing:
+            # SQLite's planner weighs indexes by the statistics ANALYZE gathers; give new ones theirs.
             await conn.execute(text("ANALYZE"))
 
 
@@ -113,6 +116,12 @@ async def create_indexes(engine: AsyncEngine) -> None:
 async def drop_indexes(engine: AsyncEngine) -> None:
     """Drop the database step's indexes if they exist, leaving primary keys only."""
     await sync_indexes(engine, wanted=False)
+
+
+def _existing(conn: Connection) -> set[str]:
+    inspector = inspect(conn)
+    tables = {index.table for index in INDEXES}
+    return {found["name"] or "" for table in tables for found in inspector.get_indexes(table)}
 
 
 async def _lock(conn: AsyncConnection) -> None:
