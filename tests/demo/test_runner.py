@@ -105,3 +105,11 @@ def test_the_whole_demo_writes_tables_and_a_report(seeded: ShopSettings, tmp_pat
 def test_demo_options_are_checked(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="The demo needs"):
         DemoOptions(**options)
+
+
+def test_tables_get_100_columns_when_the_output_is_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Piped to a log file, rich would assume 80 columns and cut the tables' figures short."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = DemoRunner(DemoOptions()).console
+    assert not console.is_terminal
+    assert console.width >= 100
