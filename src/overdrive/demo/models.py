@@ -1,7 +1,7 @@
 """The shop's schema: categories, sellers, users, products, reviews, orders and their items.
 
-Deliberately created with primary keys only: the `naive` profile runs on exactly this, and the index advisor of a
-later step is what adds secondary indexes for `tuned`. Times are naive UTC datetimes so SQLite and PostgreSQL
+Deliberately created with primary keys only: the `naive` profile runs on exactly this, and the database step adds
+its secondary indexes at app start-up (`indexes.py`). Times are naive UTC datetimes so SQLite and PostgreSQL
 return identical values.
 """
 
