@@ -34,6 +34,7 @@ REQUESTS = (
     "/products?category_id=5&sort=newest&page=3",
     "/products?category_id=5&sort=price_desc",
     "/products?sort=price_asc&page=40",
+    "/products?sort=newest&page=7",
     "/products/{hot}",
     "/categories/5/top",
     "/orders/export?user_id=5000",

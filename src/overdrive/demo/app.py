@@ -55,7 +55,6 @@ class _Shop:
     clock: Clock
     stats: RouteStats
     queries: ShopQueries
-    cache: Cache | None
     public_cache_control: str | None
     """The Cache-Control of public GETs whose bodies no order changes; None leaves HTTP caching off."""
 
@@ -125,7 +124,6 @@ def create_app(
         clock=clock,
         stats=stats,
         queries=build_queries(settings, sessions, cache=cache, max_page_size=MAX_PAGE_SIZE),
-        cache=cache,
         public_cache_control=PUBLIC_CACHE_CONTROL if caching else None,
     )
 
