@@ -12,7 +12,7 @@ from rich.console import Console
 from overdrive import __version__
 from overdrive.db.cli import db
 from overdrive.demo.generator import SeedPlan
-from overdrive.demo.settings import ProfileName, ShopSettings
+from overdrive.demo.settings import PROFILES, ProfileName, ShopSettings
 from overdrive.exceptions import OverdriveError
 from overdrive.observability.cli import observability
 
@@ -26,13 +26,18 @@ __all__ = ["main"]
 T = TypeVar("T")
 
 
-def _settings(scale: float, data_dir: Path, database_url: str | None, profile: str = "naive") -> ShopSettings:
+def _settings(
+    scale: float, data_dir: Path, database_url: str | None, profile: str = "naive", redis_url: str | None = None
+) -> ShopSettings:
     try:
         plan = SeedPlan(scale=scale)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scale") from exc
     url = os.environ.get("DATABASE_URL", "") if database_url is None else database_url
-    return ShopSettings(profile=cast("ProfileName", profile), database_url=url, data_dir=data_dir, plan=plan)
+    redis = os.environ.get("REDIS_URL", "") if redis_url is None else redis_url
+    return ShopSettings(
+        profile=cast("ProfileName", profile), database_url=url, data_dir=data_dir, plan=plan, redis_url=redis
+    )
 
 
 _scale = click.option(
@@ -46,6 +51,11 @@ _database_url = click.option(
     "--database-url",
     default=None,
     help="PostgreSQL or SQLite URL; defaults to $DATABASE_URL, else embedded SQLite.",
+)
+_redis_url = click.option(
+    "--redis-url",
+    default=None,
+    help="Redis URL for the caching step's shared L2 tier; defaults to $REDIS_URL, else in-process memory only.",
 )
 
 
@@ -79,9 +89,10 @@ main.add_command(observability)
 @click.option("--concurrency", type=click.IntRange(min=1, max=1024), default=16, show_default=True)
 @click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian", show_default=True)
 @click.option(
-    "--profile", "profiles", type=click.Choice(["naive", "tuned"]), multiple=True,
-    help="Profile to run (repeatable); default: naive then tuned.",
+    "--profile", "profiles", type=click.Choice(PROFILES), multiple=True,
+    help=f"Profile to run (repeatable); default: every step in order ({', '.join(PROFILES)}).",
 )  # fmt: skip
+@_redis_url
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -106,6 +117,7 @@ def demo(
     concurrency: int,
     server: str,
     profiles: tuple[str, ...],
+    redis_url: str | None,
     report_dir: Path,
     driver: str,
 ) -> None:
@@ -117,8 +129,8 @@ def demo(
     from overdrive.demo.runner import DemoOptions, DemoRunner  # noqa: PLC0415
 
     options = DemoOptions(
-        settings=_settings(scale, data_dir, database_url),
-        profiles=cast("tuple[ProfileName, ...]", profiles or ("naive", "tuned")),
+        settings=_settings(scale, data_dir, database_url, redis_url=redis_url),
+        profiles=cast("tuple[ProfileName, ...]", profiles or PROFILES),
         server=cast("ServerName", server),
         duration_s=duration,
         warmup_s=warmup,
@@ -148,18 +160,26 @@ def demo_seed(scale: float, data_dir: Path, database_url: str | None) -> None:
 @_scale
 @_data_dir
 @_database_url
-@click.option("--profile", type=click.Choice(["naive", "tuned"]), default="naive", show_default=True)
+@click.option("--profile", type=click.Choice(PROFILES), default="naive", show_default=True)
+@_redis_url
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--server", type=click.Choice(["granian", "uvicorn"]), default="granian", show_default=True)
 def demo_serve(
-    scale: float, data_dir: Path, database_url: str | None, profile: str, host: str, port: int, server: str
+    scale: float,
+    data_dir: Path,
+    database_url: str | None,
+    profile: str,
+    redis_url: str | None,
+    host: str,
+    port: int,
+    server: str,
 ) -> None:
     """Seed if needed, then serve the shop in one profile until interrupted."""
     from overdrive.demo.runner import seed_with_progress  # noqa: PLC0415
     from overdrive.demo.server import server_command  # noqa: PLC0415
 
-    settings = _settings(scale, data_dir, database_url, profile)
+    settings = _settings(scale, data_dir, database_url, profile, redis_url)
     console = Console()
     _run(lambda: seed_with_progress(settings, console))
     console.print(f"Serving the {profile} shop on http://{host}:{port} with {server} (Ctrl-C stops).")

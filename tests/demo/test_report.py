@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from rich.console import Console
 
 from overdrive.demo.report import render_endpoint_table, render_html, render_table, write_html
@@ -15,7 +16,7 @@ from overdrive.demo.results import DemoResult, EndpointResult, LatencySummary, P
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from rich.table import Table
+    from rich.console import RenderableType
 
 ENDPOINTS = ("GET /products", "GET /products/{id}", "POST /orders <&>")
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -69,6 +70,15 @@ def _two_profiles() -> DemoResult:
     return _demo(_profile("naive", speed=1.0, queries=21.0), _profile("tuned", speed=18.0, queries=1.5))
 
 
+def _steps() -> DemoResult:
+    return _demo(
+        _profile("naive", speed=1.0, queries=21.0),
+        _profile("database", speed=3.0, queries=2.0),
+        _profile("caching", speed=12.0, queries=0.5),
+        _profile("tuned", speed=18.0, queries=1.5),
+    )
+
+
 def _empty_profile(name: str) -> ProfileResult:
     zero = summarize([])
     endpoint = EndpointResult(name="GET /", requests=0, errors=0, throughput=0.0, latency=zero)
@@ -84,10 +94,16 @@ def _empty_profile(name: str) -> ProfileResult:
     )
 
 
-def _text(table: Table) -> str:
-    console = Console(record=True, width=160)
-    console.print(table)
+def _text(renderable: RenderableType, width: int = 160) -> str:
+    console = Console(record=True, width=width)
+    console.print(renderable)
     return console.export_text()
+
+
+def _row(text: str, first: str) -> list[str]:
+    """The cells of the first line starting with `first` (tables are drawn without column rules)."""
+    line = next(line for line in text.splitlines() if line.strip().startswith(first))
+    return line.split()
 
 
 def _svg_blocks(page: str) -> list[ET.Element]:
@@ -96,21 +112,45 @@ def _svg_blocks(page: str) -> list[ET.Element]:
 
 
 class TestRichTables:
-    def test_summary_shows_each_profile_and_ratios(self) -> None:
-        """The summary has a column per profile with its figures and a tuned-vs-naive ratio column."""
-        text = _text(render_table(_two_profiles()))
-        for expected in ("naive", "tuned", "tuned vs naive", "Throughput (req/s)", "30.0", "540.0"):
-            assert expected in text
-        assert "18.0x higher" in text  # throughput
-        assert "18.0x lower" in text  # latency
-        assert "14.0x lower" in text  # queries per request: 21 -> 1.5
-        assert "120.0" in text
-        assert "6.67" in text  # tuned p95: 120 / 18
+    def test_summary_has_a_row_per_step_with_ratios_against_naive(self) -> None:
+        """Each profile is a row with its own figures and its req/s and p95 ratios against naive."""
+        text = _text(render_table(_steps()))
+        assert "req/s vs naive" in text
+        assert "p95 vs naive" in text
+        assert _row(text, "naive") == [
+            "naive",
+            "30.0",
+            "2.50",
+            "120.0",
+            "800.0",
+            "1.00",
+            "21.0",
+            "baseline",
+            "baseline",
+        ]
+        assert _row(text, "database") == [
+            "database", "90.0", "0.83", "40.0", "266.7", "0.33", "2.0", "3.0x", "higher", "3.0x", "lower",
+        ]  # fmt: skip
+        assert _row(text, "caching")[1] == "360.0"
+        assert _row(text, "tuned") == [
+            "tuned", "540.0", "0.14", "6.67", "44.4", "0.06", "1.5", "18.0x", "higher", "18.0x", "lower",
+        ]  # fmt: skip
+
+    @pytest.mark.parametrize("render", [render_table, render_endpoint_table])
+    def test_tables_fit_100_columns_without_cutting_anything(self, render: Any) -> None:
+        """At 100 columns nothing is wrapped or cut short: every figure and endpoint name is whole."""
+        text = _text(render(_steps()), width=100)
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= 100
+        assert "…" not in text
+        if render is render_endpoint_table:
+            for name in ENDPOINTS:
+                assert name in text
+            assert _row(text, "tuned")[-4:] == ["18.0x", "higher", "18.0x", "lower"]
 
     def test_endpoint_table_lists_every_endpoint(self) -> None:
         """Each endpoint gets a row per profile with req/s, latencies, errors and queries."""
         text = _text(render_endpoint_table(_two_profiles()))
-        for expected in (*ENDPOINTS, "naive", "tuned", "p95 ms", "queries/req", "63.0", "540.0"):
+        for expected in (*ENDPOINTS, "naive", "tuned", "p95 ms", "DB q/req", "63.0", "540.0"):
             assert expected in text
 
     def test_single_profile_has_no_ratio_column(self) -> None:
@@ -147,6 +187,14 @@ class TestHTML:
             assert chart.find(f"{{{SVG_NS}}}title") is not None
         assert all(chart.findall(f".//{{{SVG_NS}}}rect") for chart in charts[:4])
         assert all(chart.findall(f".//{{{SVG_NS}}}polyline") for chart in charts[4:])
+
+    def test_every_step_is_a_row_with_its_ratios(self) -> None:
+        """The page's tables have a row per profile (per endpoint too) and the queries ratio the terminal omits."""
+        page = render_html(_steps())
+        assert "<th>DB q/req vs naive</th>" in page
+        assert "<td>tuned</td><td>540.0</td>" in page
+        assert "<td>14.0x lower</td>" in page  # queries per request: 21 -> 1.5
+        assert page.count("<td>caching</td>") == 1 + len(ENDPOINTS)
 
     def test_names_appear_escaped(self) -> None:
         """Every endpoint and profile name is on the page, escaped, and never raw."""

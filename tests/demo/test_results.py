@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from overdrive.demo.results import DemoResult, EndpointResult, LatencySummary, ProfileResult, summarize
@@ -93,3 +94,25 @@ class TestJSON:
         result = _result()
         assert result.profiles[0].error_rate == pytest.approx(1 / 3)
         assert result.profiles[0].endpoints[0].error_rate == pytest.approx(1 / 3)
+
+    def test_ratios_against_the_first_profile_are_written(self) -> None:
+        """The JSON carries each profile's figures divided by the first's, None where the base is unknown."""
+        result = _result()
+        naive = result.profiles[0]
+        faster = ProfileResult(
+            **{
+                **naive.__dict__,
+                "profile": "database",
+                "throughput": 6.0,
+                "latency": summarize([0.5, 1.0, 1.5]),
+                "queries_per_request": 0.5,
+            }
+        )
+        written = orjson.loads(DemoResult(**{**result.__dict__, "profiles": [naive, faster]}).to_json())
+        assert written["baseline"] == "naive"
+        assert written["ratios"]["naive"] == dict.fromkeys(("throughput", "p50", "p95", "p99"), 1.0) | {
+            "queries_per_request": None
+        }
+        assert written["ratios"]["database"] == {
+            "throughput": 4.0, "p50": 0.5, "p95": 0.5, "p99": 0.5, "queries_per_request": None,
+        }  # fmt: skip

@@ -19,7 +19,12 @@ def test_defaults_use_the_embedded_sqlite_file(tmp_path: Path) -> None:
 
 def test_round_trip_through_the_environment(tmp_path: Path) -> None:
     settings = ShopSettings(
-        profile="tuned", data_dir=tmp_path, plan=SeedPlan(seed=5, scale=0.25), confirmation_delay=0.05
+        profile="caching",
+        data_dir=tmp_path,
+        plan=SeedPlan(seed=5, scale=0.25),
+        confirmation_delay=0.05,
+        redis_url="redis://127.0.0.1:6379/3",
+        cursor_secret="another secret of 16+ bytes",  # noqa: S106 - a test value
     )
     assert ShopSettings.from_env(settings.to_env()) == settings
 
@@ -41,7 +46,7 @@ def test_database_urls_are_moved_onto_async_drivers(url: str, resolved: str) -> 
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"OVERDRIVE_PROFILE": "fast"}, "OVERDRIVE_PROFILE must be one of naive, tuned"),
+        ({"OVERDRIVE_PROFILE": "fast"}, "OVERDRIVE_PROFILE must be one of naive, database, caching, tuned"),
         ({"OVERDRIVE_SCALE": "big"}, "Invalid shop setting"),
         ({"OVERDRIVE_SCALE": "50"}, "between 0.001 and 10"),
         ({"OVERDRIVE_CONFIRMATION_DELAY": "-1"}, "cannot be negative"),
@@ -57,3 +62,14 @@ def test_unknown_profile_and_database_are_refused() -> None:
         ShopSettings(profile="fast")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="must be a PostgreSQL or SQLite URL"):
         _ = ShopSettings(database_url="mysql://x/y").resolved_database_url
+
+
+def test_profiles_are_cumulative_steps() -> None:
+    """Each profile adds one step to the one before; tuned applies every landed step."""
+    steps = [ShopSettings(profile=profile).steps for profile in ("naive", "database", "caching", "tuned")]
+    assert steps == [set(), {"database"}, {"database", "caching"}, {"database", "caching"}]
+
+
+def test_a_short_cursor_secret_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="at least 16 bytes"):
+        ShopSettings(cursor_secret="short")  # noqa: S106 - a test value

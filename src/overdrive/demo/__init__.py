@@ -1,4 +1,4 @@
-"""The reference shop app (`naive` and `tuned` profiles), its seed data, and the `overdrive demo` runner.
+"""The reference shop app (`naive`, one cumulative profile per step, `tuned`), its seed data, and `overdrive demo`.
 
 Import from the submodule that owns a name: `overdrive.demo.app.create_app`, `overdrive.demo.runner.DemoRunner`.
 """

@@ -1,7 +1,7 @@
-"""The reference shop API: FastAPI + SQLAlchemy 2 (async), in the `naive` or `tuned` profile.
+"""The reference shop API: FastAPI + SQLAlchemy 2 (async), in one of the cumulative profiles.
 
-Both profiles serve byte-identical responses; `tuned` gains one fix per landed step (see ../BENCHMARKS.md), and
-until a step lands it runs exactly the naive code.
+Every profile serves the same response bodies (the database step's listings add a `next_cursor` field); each
+step adds its fix to the one before (`steps.py`), and `tuned` runs every landed step. See ../BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -11,26 +11,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from overdrive.cache import Cache, HTTPCacheMiddleware, RedisTier
 from overdrive.demo import queries
+from overdrive.demo.caching_step import PUBLIC_CACHE_CONTROL, create_cache
 from overdrive.demo.database import create_engine, writer
+from overdrive.demo.indexes import sync_indexes
 from overdrive.demo.mailer import ConfirmationSender, SlowMailer
 from overdrive.demo.models import SeedInfo
-from overdrive.demo.schemas import OrderIn, OrderOut, ProductDetail, ProductPage, ProductSummary
+from overdrive.demo.schemas import KeysetPage, OrderIn, OrderOut, ProductDetail, ProductPage, ProductSummary
 from overdrive.demo.settings import ShopSettings
 from overdrive.demo.stats import RouteStats, RouteStatsMiddleware, count_queries
-from overdrive.exceptions import SeedError
+from overdrive.demo.steps import ShopQueries, build_queries
+from overdrive.exceptions import InvalidCursor, SeedError
 
 __all__ = ["create_app", "create_app_from_env"]
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 MAX_PAGE = 10_000
 MAX_PAGE_SIZE = 100
 
@@ -49,6 +54,9 @@ class _Shop:
     mailer: ConfirmationSender
     clock: Clock
     stats: RouteStats
+    queries: ShopQueries
+    public_cache_control: str | None
+    """The Cache-Control of public GETs whose bodies no order changes; None leaves HTTP caching off."""
 
 
 def _shop(request: Request) -> _Shop:
@@ -66,6 +74,9 @@ SessionDep = Annotated[AsyncSession, Depends(_session)]
 PageDep = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number.")]
 PageSizeDep = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")]
 PriceDep = Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)]
+CursorDep = Annotated[
+    str | None, Query(max_length=512, description="The previous page's next_cursor (database step onwards).")
+]
 
 
 def _cents(price: Decimal | None) -> int | None:
@@ -92,7 +103,9 @@ def create_app(
         clock: returns the current UTC time, naive; injectable so tests get stable order timestamps.
 
     Returns:
-        The FastAPI application. Its start-up fails with `SeedError` if the database was never seeded.
+        The FastAPI application. Its start-up fails with `SeedError` if the database was never seeded; it then
+        creates the database step's indexes, or drops them in the naive profile (`indexes.py`), and empties the
+        caching step's cache, since the database may have been reset since the last run.
 
     """
     settings = settings or ShopSettings.from_env()
@@ -100,13 +113,18 @@ def create_app(
     engine = engine or create_engine(settings)
     stats = RouteStats()
     count_queries(engine)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    caching = "caching" in settings.steps
+    cache = create_cache(settings) if caching else None
     shop = _Shop(
         settings=settings,
-        sessions=async_sessionmaker(engine, expire_on_commit=False),
+        sessions=sessions,
         writer_sessions=async_sessionmaker(writer(engine), expire_on_commit=False),
         mailer=mailer or SlowMailer(delay=settings.confirmation_delay),
         clock=clock,
         stats=stats,
+        queries=build_queries(settings, sessions, cache=cache, max_page_size=MAX_PAGE_SIZE),
+        public_cache_control=PUBLIC_CACHE_CONTROL if caching else None,
     )
 
     @asynccontextmanager
@@ -120,15 +138,30 @@ def create_app(
         if seeded is None:
             msg = "The shop database has not been seeded; run `overdrive demo seed` first."
             raise SeedError(msg)
-        yield
-        if owns_engine:
-            await engine.dispose()
+        await sync_indexes(engine, wanted="database" in settings.steps)
+        if cache is not None:
+            await cache.clear()
+        try:
+            yield
+        finally:
+            if cache is not None:
+                await _close_cache(cache)
+            if owns_engine:
+                await engine.dispose()
 
     app = FastAPI(title="Overdrive shop", version="1", lifespan=lifespan)
     app.state.shop = shop
-    app.add_middleware(RouteStatsMiddleware, stats=stats)
-    _add_routes(app)
+    if cache is not None:
+        app.add_middleware(HTTPCacheMiddleware, cache=cache)
+    app.add_middleware(RouteStatsMiddleware, stats=stats, router=app.router)  # outermost: counts cache hits too
+    _add_routes(app, page_model=KeysetPage if "database" in settings.steps else ProductPage)
     return app
+
+
+async def _close_cache(cache: Cache) -> None:
+    await cache.aclose()
+    if isinstance(cache.l2, RedisTier):
+        await cache.l2.aclose()
 
 
 def create_app_from_env() -> FastAPI:
@@ -136,10 +169,19 @@ def create_app_from_env() -> FastAPI:
     return create_app(ShopSettings.from_env())
 
 
-def _add_routes(app: FastAPI) -> None:
+def _public(response: Response, shop: _Shop) -> None:
+    if shop.public_cache_control is not None:
+        response.headers["Cache-Control"] = shop.public_cache_control
+
+
+def _add_routes(app: FastAPI, *, page_model: type[ProductPage]) -> None:
     @app.exception_handler(queries.OrderRejected)
     async def _rejected(_request: Request, exc: queries.OrderRejected) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(InvalidCursor)
+    async def _bad_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.get("/healthz")
     async def healthz(session: SessionDep) -> JSONResponse:
@@ -149,19 +191,23 @@ def _add_routes(app: FastAPI) -> None:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @app.get("/products")
+    @app.get("/products", response_model=page_model)
     async def list_products(
+        shop: ShopDep,
         session: SessionDep,
+        response: Response,
         page: PageDep = 1,
         page_size: PageSizeDep = 20,
         category_id: Annotated[int | None, Query(gt=0)] = None,
         min_price: PriceDep = None,
         max_price: PriceDep = None,
         sort: queries.Sort = "newest",
+        cursor: CursorDep = None,
     ) -> ProductPage:
         if min_price is not None and max_price is not None and min_price > max_price:
             raise HTTPException(422, detail=f"min_price ({min_price}) must not exceed max_price ({max_price}).")
-        return await queries.list_products(
+        _public(response, shop)
+        return await shop.queries.list_products(
             session,
             category_id=category_id,
             min_price_cents=_cents(min_price),
@@ -169,54 +215,68 @@ def _add_routes(app: FastAPI) -> None:
             sort=sort,
             page=page,
             page_size=page_size,
+            cursor=cursor,
         )
 
-    @app.get("/products/{product_id}")
-    async def get_product(session: SessionDep, product_id: Annotated[int, Path(gt=0)]) -> ProductDetail:
-        detail = await queries.product_detail(session, product_id)
+    @app.get("/products/{product_id}", response_model=ProductDetail)
+    async def get_product(
+        shop: ShopDep, session: SessionDep, product_id: Annotated[int, Path(gt=0)]
+    ) -> ProductDetail | Response:
+        detail = await shop.queries.product_detail(session, product_id)
         if detail is None:
             msg = "Product"
             raise _not_found(msg, product_id)
-        return detail
+        return _json(detail)
 
-    @app.get("/categories/{category_id}/top")
+    @app.get("/categories/{category_id}/top", response_model=list[ProductSummary])
     async def category_top(
+        shop: ShopDep,
         session: SessionDep,
+        response: Response,
         category_id: Annotated[int, Path(gt=0)],
         limit: Annotated[int, Query(ge=1, le=50)] = 10,
-    ) -> list[ProductSummary]:
-        top = await queries.category_top(session, category_id, limit)
+    ) -> list[ProductSummary] | Response:
+        top = await shop.queries.category_top(session, category_id, limit)
         if top is None:
             msg = "Category"
             raise _not_found(msg, category_id)
-        return top
+        result = _json(top)
+        _public(result if isinstance(result, Response) else response, shop)
+        return result
 
-    @app.get("/search")
+    @app.get("/search", response_model=page_model)
     async def search(
+        shop: ShopDep,
         session: SessionDep,
+        response: Response,
         q: Annotated[str, Query(min_length=2, max_length=64, description="Text to look for.")],
         page: PageDep = 1,
         page_size: PageSizeDep = 20,
+        cursor: CursorDep = None,
     ) -> ProductPage:
         if not q.strip():
             raise HTTPException(422, detail="q must contain something other than spaces.")
-        return await queries.search_products(session, q=q.strip(), page=page, page_size=page_size)
+        _public(response, shop)
+        return await shop.queries.search_products(session, q=q.strip(), page=page, page_size=page_size, cursor=cursor)
 
     @app.post("/orders", status_code=201)
     async def create_order(shop: ShopDep, order_in: OrderIn) -> OrderOut:
         async with shop.writer_sessions() as session, session.begin():
-            order = await queries.place_order(session, order_in, shop.clock())
+            order = await shop.queries.place_order(session, order_in, shop.clock())
+        await shop.queries.order_committed(order)
         await shop.mailer.send(order)  # inside the request: the slow step the jobs step moves out
         return order
 
     @app.get("/orders/export")
-    async def export_orders(session: SessionDep, user_id: Annotated[int, Query(gt=0)]) -> Response:
-        body = await queries.export_orders(session, user_id)
+    async def export_orders(shop: ShopDep, session: SessionDep, user_id: Annotated[int, Query(gt=0)]) -> Response:
+        body = await shop.queries.export_orders(session, user_id)
         if body is None:
             msg = "User"
             raise _not_found(msg, user_id)
         headers = {"Content-Disposition": f'attachment; filename="orders-{user_id}.csv"'}
-        return Response(body, media_type="text/csv", headers=headers)
+        if isinstance(body, str):
+            return Response(body, media_type="text/csv", headers=headers)
+        return StreamingResponse(body, media_type="text/csv", headers=headers)
 
     @app.get("/_demo/stats", include_in_schema=False)
     async def route_stats(shop: ShopDep) -> dict[str, dict[str, int]]:
@@ -225,3 +285,10 @@ def _add_routes(app: FastAPI) -> None:
     @app.delete("/_demo/stats", include_in_schema=False, status_code=204)
     async def reset_route_stats(shop: ShopDep) -> None:
         shop.stats.reset()
+
+
+def _json(result: T | bytes) -> T | Response:
+    """A finished JSON body (from the cache) as a response; anything else for FastAPI to serialise."""
+    if isinstance(result, bytes):
+        return Response(result, media_type="application/json")
+    return result

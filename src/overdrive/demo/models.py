@@ -1,7 +1,7 @@
 """The shop's schema: categories, sellers, users, products, reviews, orders and their items.
 
-Deliberately created with primary keys only: the `naive` profile runs on exactly this, and the index advisor of a
-later step is what adds secondary indexes for `tuned`. Times are naive UTC datetimes so SQLite and PostgreSQL
+Deliberately created with primary keys only: the `naive` profile runs on exactly this, and the database step adds
+its secondary indexes at app start-up (`indexes.py`). Times are naive UTC datetimes so SQLite and PostgreSQL
 return identical values.
 """
 
@@ -10,11 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # SQLite only makes a rowid alias (and so auto-numbering) of a column typed exactly INTEGER.
 BigID = BigInteger().with_variant(Integer(), "sqlite")
+# The seed loads SQLite rows through the driver, which stores times as "YYYY-MM-DD HH:MM:SS"; SQLAlchemy must bind
+# them in that same text form, or a stored time and an equal parameter (a keyset cursor's) compare as different.
+# Every time in the shop is whole seconds.
+_SQLITE_SECONDS = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"
+Timestamp = DateTime().with_variant(sqlite.DATETIME(storage_format=_SQLITE_SECONDS), "sqlite")  # type: ignore[no-untyped-call]
 
 __all__ = ["Base", "Category", "Order", "OrderItem", "Product", "Review", "SeedInfo", "Seller", "User"]
 
@@ -55,7 +61,7 @@ class Seller(Base):
     name: Mapped[str] = mapped_column(String(120))
     country: Mapped[str] = mapped_column(String(2))
     rating: Mapped[float] = mapped_column(Float)
-    joined_at: Mapped[datetime] = mapped_column(DateTime)
+    joined_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class User(Base):
@@ -67,7 +73,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(120))
     country: Mapped[str] = mapped_column(String(2))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class Product(Base):
@@ -84,7 +90,7 @@ class Product(Base):
     stock: Mapped[int] = mapped_column(Integer)
     rating_avg: Mapped[float] = mapped_column(Float)
     review_count: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
     category: Mapped[Category] = relationship(lazy="select")
     seller: Mapped[Seller] = relationship(lazy="select")
@@ -101,7 +107,7 @@ class Review(Base):
     rating: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
     user: Mapped[User] = relationship(lazy="select")
 
@@ -115,7 +121,7 @@ class Order(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(20))
     total_cents: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
     items: Mapped[list[OrderItem]] = relationship(lazy="select", order_by="OrderItem.id")
 

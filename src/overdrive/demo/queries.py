@@ -1,9 +1,9 @@
 """The shop's data access, written the way most first versions are.
 
 This is the `naive` profile on purpose: OFFSET pagination, whole rows where a few columns would do, one lazy load
-per related row (N+1), no secondary indexes behind any filter, and the whole CSV export built in memory. Later
-steps add their fixes beside these functions and switch the `tuned` profile over, keeping every response
-byte-for-byte the same.
+per related row (N+1), no secondary indexes behind any filter, and the whole CSV export built in memory. The
+database step's versions are in `database_step.py`, the caching step's in `caching_step.py` (`steps.py` picks per
+profile); every profile keeps the response bodies byte-for-byte the same.
 """
 
 from __future__ import annotations

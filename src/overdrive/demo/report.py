@@ -1,24 +1,27 @@
 """Human-readable views of a demo run: rich tables for the terminal and one self-contained HTML page.
 
-Both views share the same rows, so the terminal and the page always agree. The ratio column compares the
-last profile with the first (normally "tuned" against "naive"); with a single profile it is left out.
+Both views share the same rows, so the terminal and the page always agree: one row per profile (per endpoint and
+profile in the endpoint table), with ratios against the first profile, normally `naive`, so each cumulative step
+shows its own gain. The terminal tables fit 100 columns.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from rich import box
+from rich.console import Group
 from rich.table import Table
 
 from overdrive._svg import BarSeries, LineSeries, bar_chart, line_chart
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from overdrive.demo.results import DemoResult, EndpointResult, ProfileResult
+    from overdrive.demo.results import DemoResult, EndpointResult, LatencySummary
 
 __all__ = ["render_endpoint_table", "render_html", "render_table", "write_html"]
 
@@ -40,32 +43,87 @@ def _optional(value: float | None) -> str:
     return _MISSING if value is None else f"{value:,.1f}"
 
 
+class _Figures(Protocol):
+    """What a row shows: a whole profile's run (`ProfileResult`) or one endpoint's share (`EndpointResult`)."""
+
+    @property
+    def throughput(self) -> float: ...
+    @property
+    def latency(self) -> LatencySummary: ...
+    @property
+    def error_rate(self) -> float: ...
+    @property
+    def queries_per_request(self) -> float | None: ...
+
+
 @dataclass(frozen=True)
-class _Metric:
+class _Column:
     label: str
-    value: Callable[[ProfileResult], float | None]
-    text: Callable[[float], str]
+    text: Callable[[_Figures], str]
+    terminal: bool = True
 
 
-_METRICS = (
-    _Metric("Throughput (req/s)", lambda p: p.throughput, _rate),
-    _Metric("p50 latency (ms)", lambda p: p.latency.p50, _ms),
-    _Metric("p95 latency (ms)", lambda p: p.latency.p95, _ms),
-    _Metric("p99 latency (ms)", lambda p: p.latency.p99, _ms),
-    _Metric("Error rate (%)", lambda p: p.error_rate * 100, lambda v: f"{v:.2f}"),
-    _Metric("DB queries per request", lambda p: p.queries_per_request, lambda v: f"{v:,.1f}"),
-)
+def _versus(value: Callable[[_Figures], float | None], base: _Figures | None) -> Callable[[_Figures], str]:
+    def text(figures: _Figures) -> str:
+        if figures is base:
+            return "baseline"
+        return _MISSING if base is None else _ratio(value(base), value(figures))
 
-_ENDPOINT_COLUMNS: tuple[tuple[str, Callable[[EndpointResult], str]], ...] = (
-    ("req/s", lambda e: _rate(e.throughput)),
-    ("p95 ms", lambda e: _ms(e.latency.p95)),
-    ("errors", lambda e: f"{e.errors:,}"),
-    ("queries/req", lambda e: _optional(e.queries_per_request)),
-)
+    return text
+
+
+def _columns(base: _Figures | None, base_name: str) -> list[_Column]:
+    """The columns of both tables; the ratios compare each row with `base` (None: no ratio columns)."""
+    columns = [
+        _Column("req/s", lambda f: _rate(f.throughput)),
+        _Column("p50 ms", lambda f: _ms(f.latency.p50)),
+        _Column("p95 ms", lambda f: _ms(f.latency.p95)),
+        _Column("p99 ms", lambda f: _ms(f.latency.p99)),
+        _Column("err %", lambda f: f"{f.error_rate * 100:.2f}"),
+        _Column("DB q/req", lambda f: _optional(f.queries_per_request)),
+    ]
+    if base is not None:
+        columns += [
+            _Column(f"req/s vs {base_name}", _versus(lambda f: f.throughput, base)),
+            _Column(f"p95 vs {base_name}", _versus(lambda f: f.latency.p95, base)),
+            _Column(f"DB q/req vs {base_name}", _versus(lambda f: f.queries_per_request, base), terminal=False),
+        ]
+    return columns
+
+
+def _summary_columns(result: DemoResult) -> list[_Column]:
+    profiles = result.profiles
+    return _columns(profiles[0] if len(profiles) > 1 else None, profiles[0].profile)
+
+
+def _summary_rows(result: DemoResult, columns: Sequence[_Column]) -> list[list[str]]:
+    return [[p.profile, *(c.text(p) for c in columns)] for p in result.profiles]
+
+
+def _endpoint_names(result: DemoResult) -> list[str]:
+    return list(dict.fromkeys(e.name for p in result.profiles for e in p.endpoints))
+
+
+def _endpoint_sections(result: DemoResult) -> list[tuple[str, list[tuple[str, EndpointResult | None]]]]:
+    """Per endpoint, each profile's figures for it (None where the profile sent it no request)."""
+    by_profile = [(p.profile, {e.name: e for e in p.endpoints}) for p in result.profiles]
+    return [(name, [(profile, found.get(name)) for profile, found in by_profile]) for name in _endpoint_names(result)]
+
+
+def _endpoint_columns(entries: list[tuple[str, EndpointResult | None]], *, terminal: bool) -> list[_Column]:
+    base = entries[0][1] if len(entries) > 1 else None
+    return [c for c in _columns(base, entries[0][0]) if c.terminal or not terminal]
+
+
+def _endpoint_rows(entries: list[tuple[str, EndpointResult | None]], columns: Sequence[_Column]) -> list[list[str]]:
+    return [
+        [profile, *([_MISSING] * len(columns) if found is None else (c.text(found) for c in columns))]
+        for profile, found in entries
+    ]
 
 
 def render_table(result: DemoResult) -> Table:
-    """Build the side-by-side summary: one column per profile, plus last-versus-first ratios.
+    """Build the summary: one row per profile, with its ratios against the first profile.
 
     Args:
         result: A finished demo run with at least one profile.
@@ -74,43 +132,25 @@ def render_table(result: DemoResult) -> Table:
         A rich table with throughput, latency percentiles, error rate and DB queries per request.
 
     """
-    return _rich_table("Demo summary", _summary_header(result), _summary_rows(result))
+    columns = [c for c in _summary_columns(result) if c.terminal]
+    return _rich_table("Demo summary", ["Profile", *(c.label for c in columns)], _summary_rows(result, columns))
 
 
-def render_endpoint_table(result: DemoResult) -> Table:
-    """Build the per-endpoint table for a terminal: one row per endpoint and profile, so it fits 100 columns.
+def render_endpoint_table(result: DemoResult) -> Group:
+    """Build the per-endpoint view for a terminal: a small table per endpoint, titled with it, a row per profile.
 
     Args:
         result: A finished demo run with at least one profile.
 
     Returns:
-        A rich table with req/s, p50, p95, p99, errors and queries per request for every endpoint and profile.
+        Rich tables with req/s, latencies, errors, queries per request and ratios for every endpoint and profile.
 
     """
-    table = Table(title="Per endpoint", header_style="bold")
-    table.add_column("Endpoint", no_wrap=True)
-    table.add_column("Profile", no_wrap=True)
-    for label in ("req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "queries/req"):
-        table.add_column(label, justify="right", no_wrap=True)
-    by_profile = [(p.profile, {e.name: e for e in p.endpoints}) for p in result.profiles]
-    for name in _endpoint_names(result):
-        for index, (profile, endpoints) in enumerate(by_profile):
-            found = endpoints.get(name)
-            figures = (
-                [_MISSING] * 6
-                if found is None
-                else [
-                    _rate(found.throughput),
-                    _ms(found.latency.p50),
-                    _ms(found.latency.p95),
-                    _ms(found.latency.p99),
-                    f"{found.errors:,}",
-                    _optional(found.queries_per_request),
-                ]
-            )
-            last = index == len(by_profile) - 1
-            table.add_row(name if index == 0 else "", profile, *figures, end_section=last)
-    return table
+    tables = []
+    for name, entries in _endpoint_sections(result):
+        columns = _endpoint_columns(entries, terminal=True)
+        tables.append(_rich_table(name, ["Profile", *(c.label for c in columns)], _endpoint_rows(entries, columns)))
+    return Group(*tables)
 
 
 def render_html(result: DemoResult) -> str:
@@ -127,8 +167,10 @@ def render_html(result: DemoResult) -> str:
     return _PAGE.format(
         title=escape(f"Overdrive demo — {result.started_at}"),
         meta=_meta(result),
-        summary=_html_table(_summary_header(result), _summary_rows(result)),
-        endpoints=_html_table(_endpoint_header(result), _endpoint_rows(result)),
+        summary=_html_table(
+            ["Profile", *(c.label for c in _summary_columns(result))], _summary_rows(result, _summary_columns(result))
+        ),
+        endpoints=_html_endpoint_table(result),
         charts=charts,
     )
 
@@ -158,48 +200,24 @@ def _ratio(first: float | None, last: float | None) -> str:
     return f"{last / first:.1f}x higher" if last > first else f"{first / last:.1f}x lower"
 
 
-def _summary_header(result: DemoResult) -> list[str]:
-    names = [p.profile for p in result.profiles]
-    ratio = [f"{names[-1]} vs {names[0]}"] if len(names) > 1 else []
-    return ["Metric", *names, *ratio]
-
-
-def _summary_rows(result: DemoResult) -> list[list[str]]:
-    rows = []
-    for metric in _METRICS:
-        values = [metric.value(p) for p in result.profiles]
-        ratio = [_ratio(values[0], values[-1])] if len(values) > 1 else []
-        rows.append([metric.label, *(_MISSING if v is None else metric.text(v) for v in values), *ratio])
-    return rows
-
-
-def _endpoint_names(result: DemoResult) -> list[str]:
-    return list(dict.fromkeys(e.name for p in result.profiles for e in p.endpoints))
-
-
-def _endpoint_header(result: DemoResult) -> list[str]:
-    return ["Endpoint", *(f"{p.profile} {label}" for p in result.profiles for label, _ in _ENDPOINT_COLUMNS)]
-
-
-def _endpoint_rows(result: DemoResult) -> list[list[str]]:
-    by_profile = [{e.name: e for e in p.endpoints} for p in result.profiles]
-    rows = []
-    for name in _endpoint_names(result):
-        cells = [name]
-        for endpoints in by_profile:
-            found = endpoints.get(name)
-            cells += [_MISSING if found is None else text(found) for _, text in _ENDPOINT_COLUMNS]
-        rows.append(cells)
-    return rows
-
-
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, header_style="bold")
+    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold", box=box.SIMPLE_HEAD)
     for index, label in enumerate(header):
-        table.add_column(label, justify="left" if index == 0 else "right")
+        table.add_column(label, justify="left" if index == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _html_endpoint_table(result: DemoResult) -> str:
+    """One table: a row per endpoint and profile, the endpoint named on its first row."""
+    header: list[str] = []
+    rows: list[list[str]] = []
+    for name, entries in _endpoint_sections(result):
+        columns = _endpoint_columns(entries, terminal=False)
+        header = ["Endpoint", "Profile", *(c.label for c in columns)]
+        rows += [[name if index == 0 else "", *row] for index, row in enumerate(_endpoint_rows(entries, columns))]
+    return _html_table(header, rows)
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:

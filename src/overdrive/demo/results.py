@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "DemoResult",
@@ -126,16 +129,39 @@ class DemoResult:
     python: str
     profiles: list[ProfileResult]
 
+    def ratios(self) -> dict[str, dict[str, float | None]]:
+        """Each profile's figures divided by the first profile's (normally naive); None where undefined."""
+        base = self.profiles[0]
+        return {p.profile: {name: _ratio(value(p), value(base)) for name, value in _RATIOS} for p in self.profiles}
+
     def to_json(self) -> bytes:
-        """Serialise to JSON bytes."""
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+        """Serialise to JSON bytes, with `ratios` (see `ratios`) and the `baseline` profile they divide by."""
+        extra = {"baseline": self.profiles[0].profile, "ratios": self.ratios()} if self.profiles else {}
+        return orjson.dumps({**asdict(self), **extra}, option=orjson.OPT_INDENT_2)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> DemoResult:
-        """Rebuild a result written by `to_json`."""
+        """Rebuild a result written by `to_json` (the derived ratios are recomputed, not read)."""
         raw: dict[str, Any] = orjson.loads(data)
+        raw.pop("baseline", None)
+        raw.pop("ratios", None)
         raw["profiles"] = [profile_from_dict(p) for p in raw["profiles"]]
         return cls(**raw)
+
+
+_RATIOS: tuple[tuple[str, Callable[[ProfileResult], float | None]], ...] = (
+    ("throughput", lambda p: p.throughput),
+    ("p50", lambda p: p.latency.p50),
+    ("p95", lambda p: p.latency.p95),
+    ("p99", lambda p: p.latency.p99),
+    ("queries_per_request", lambda p: p.queries_per_request),
+)
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or base <= 0:
+        return None
+    return value / base
 
 
 def profile_from_dict(raw: dict[str, Any]) -> ProfileResult:

@@ -25,6 +25,8 @@ from overdrive.exceptions import ConfigurationError
 
 __all__ = ["DemoOptions", "DemoRunner", "seed_with_progress"]
 
+REPORT_COLUMNS = 100
+
 
 @dataclass(frozen=True, kw_only=True)
 class DemoOptions:
@@ -101,7 +103,7 @@ class DemoRunner:
     def __init__(self, options: DemoOptions, *, driver: Driver | None = None, console: Console | None = None):
         self.options = options
         self.driver: Driver = driver or LoadDriver()
-        self.console = console or Console()
+        self.console = console or _console()
 
     def run(self) -> tuple[DemoResult, Path]:
         """Seed, measure every profile, print the tables and write the report.
@@ -180,6 +182,14 @@ class DemoRunner:
             f"{result.throughput:.1f} req/s, p95 {result.latency.p95:.1f} ms, {result.errors} errors"
         )
         return result
+
+
+def _console() -> Console:
+    """A console for the tables: a terminal's own width, but at least the 100 columns they need in a log file."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = max(console.width, REPORT_COLUMNS)
+    return console
 
 
 async def _reset(settings: ShopSettings) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "CategoryOut",
+    "KeysetPage",
     "OrderIn",
     "OrderItemIn",
     "OrderItemOut",
@@ -74,6 +75,12 @@ class ProductPage(BaseModel):
     page: int
     page_size: int
     total: int
+
+
+class KeysetPage(ProductPage):
+    """A page from the database step: the same fields, plus the cursor that fetches the next page in O(page)."""
+
+    next_cursor: str | None
 
 
 class ReviewOut(BaseModel):

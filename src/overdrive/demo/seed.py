@@ -68,6 +68,7 @@ async def ensure_seeded(
             digest = await _load(conn, plan, on_progress)
             max_order_id = (await conn.execute(select(func.max(Base.metadata.tables["orders"].c.id)))).scalar()
             await _sync_sequences(conn)
+            await conn.execute(text("ANALYZE"))  # planner statistics, as any database in service has
             await conn.execute(
                 Base.metadata.tables["seed_info"]
                 .insert()

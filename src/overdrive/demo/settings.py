@@ -13,10 +13,20 @@ from overdrive.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ProfileName", "ShopSettings"]
+__all__ = ["PROFILES", "PROFILE_STEPS", "ProfileName", "ShopSettings", "Step"]
 
-ProfileName = Literal["naive", "tuned"]
+ProfileName = Literal["naive", "database", "caching", "tuned"]
+"""Cumulative steps: each profile is the one before it plus one fix; `tuned` is everything landed so far."""
 PROFILES: tuple[ProfileName, ...] = get_args(ProfileName)
+Step = Literal["database", "caching"]
+PROFILE_STEPS: dict[ProfileName, frozenset[Step]] = {
+    "naive": frozenset(),
+    "database": frozenset({"database"}),
+    "caching": frozenset({"database", "caching"}),
+    "tuned": frozenset({"database", "caching"}),
+}
+MIN_SECRET_BYTES = 16
+DEMO_CURSOR_SECRET = "overdrive-demo-cursor-secret"  # noqa: S105 - a public demo default; set OVERDRIVE_CURSOR_SECRET
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,11 +34,14 @@ class ShopSettings:
     """How to run the shop: which profile, which database, how much data.
 
     Attributes:
-        profile: `naive` (the problems the seven steps fix) or `tuned` (each landed step applied).
+        profile: `naive` (the problems the seven steps fix), then one cumulative profile per landed step
+            (`database`, `caching`), and `tuned` (every landed step).
         database_url: a SQLAlchemy async URL; empty means the embedded SQLite file under `data_dir`.
         data_dir: where the embedded SQLite database lives.
         plan: the seed and scale of the data set.
         confirmation_delay: seconds the order confirmation "e-mail" takes to send.
+        redis_url: with the caching step, a Redis URL adds a shared L2 tier behind the in-process memory tier.
+        cursor_secret: the key that signs the listings' pagination cursors (at least 16 bytes).
 
     """
 
@@ -37,6 +50,8 @@ class ShopSettings:
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     plan: SeedPlan = field(default_factory=SeedPlan)
     confirmation_delay: float = 0.2
+    redis_url: str = ""
+    cursor_secret: str = DEMO_CURSOR_SECRET
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -45,10 +60,18 @@ class ShopSettings:
         if self.confirmation_delay < 0:
             msg = f"The confirmation delay cannot be negative ({self.confirmation_delay!r} s)."
             raise ConfigurationError(msg)
+        if len(self.cursor_secret.encode()) < MIN_SECRET_BYTES:
+            msg = f"The cursor secret must be at least {MIN_SECRET_BYTES} bytes long."
+            raise ConfigurationError(msg)
+
+    @property
+    def steps(self) -> frozenset[Step]:
+        """The optimisation steps this profile applies."""
+        return PROFILE_STEPS[self.profile]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ShopSettings:
-        """Read `OVERDRIVE_PROFILE`, `DATABASE_URL`, `OVERDRIVE_DATA_DIR`, `OVERDRIVE_SEED`, `OVERDRIVE_SCALE`.
+        """Read the settings from `DATABASE_URL`, `REDIS_URL` and the `OVERDRIVE_*` variables `to_env` writes.
 
         Raises:
             ConfigurationError: a variable holds a value that cannot be used.
@@ -74,6 +97,8 @@ class ShopSettings:
             data_dir=Path(env.get("OVERDRIVE_DATA_DIR", ".data")),
             plan=plan,
             confirmation_delay=delay,
+            redis_url=env.get("REDIS_URL", ""),
+            cursor_secret=env.get("OVERDRIVE_CURSOR_SECRET", DEMO_CURSOR_SECRET),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -85,6 +110,8 @@ class ShopSettings:
             "OVERDRIVE_SEED": str(self.plan.seed),
             "OVERDRIVE_SCALE": repr(self.plan.scale),
             "OVERDRIVE_CONFIRMATION_DELAY": repr(self.confirmation_delay),
+            "REDIS_URL": self.redis_url,
+            "OVERDRIVE_CURSOR_SECRET": self.cursor_secret,
         }
 
     @property

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
+from starlette.routing import Match
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from starlette.routing import Router
 
     from overdrive.types import ASGIApp, Receive, Scope, Send
 
@@ -72,11 +74,16 @@ def count_queries(engine: AsyncEngine) -> None:
 
 
 class RouteStatsMiddleware:
-    """Pure ASGI middleware that records each HTTP request's route template and statement count."""
+    """Pure ASGI middleware that records each HTTP request's route template and statement count.
 
-    def __init__(self, app: ASGIApp, *, stats: RouteStats) -> None:
+    A request answered before routing (by a cache in front of the app) has no route in its scope; `router` then
+    names its route template, so cache hits count as requests of their route with no statements.
+    """
+
+    def __init__(self, app: ASGIApp, *, stats: RouteStats, router: Router | None = None) -> None:
         self.app = app
         self.stats = stats
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with a fresh statement tally for this request, then record it under its route."""
@@ -89,5 +96,10 @@ class RouteStatsMiddleware:
             await self.app(scope, receive, send)
         finally:
             _current.reset(token)
-            route = scope.get("route")
+            route = scope.get("route") or self._match(scope)
             self.stats.record(getattr(route, "path", _UNMATCHED), tally.queries)
+
+    def _match(self, scope: Scope) -> object:
+        if self.router is None:
+            return None
+        return next((r for r in self.router.routes if r.matches(scope)[0] is Match.FULL), None)
