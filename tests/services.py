@@ -35,10 +35,12 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
 __all__ = [
+    "ReplicaPair",
     "ServiceError",
     "create_database",
     "drop_database",
     "free_port",
+    "postgres_replica_pair",
     "postgres_server",
     "redis_server",
     "service_url",
@@ -124,8 +126,10 @@ def _redis_executable() -> Path:
 
 def _postgres_bindir() -> Path:
     system = _system_binary("postgres")
-    if system is not None and (system.parent / "initdb").exists():
-        return system.parent
+    # PATH may hold symlinks to a few binaries only; the directory they point into has them all (pg_basebackup).
+    for bindir in (None if system is None else system.resolve().parent, None if system is None else system.parent):
+        if bindir is not None and (bindir / "initdb").exists():
+            return bindir
     # Locate pgserver without importing it: its import emits a RuntimeDirWarning, fatal under pytest.
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
@@ -275,6 +279,47 @@ def _initdb(bindir: Path, datadir: Path, log_path: Path, identity: _Identity) ->
         raise ServiceError(msg)
 
 
+class _Postgres:
+    """One postgres process over a data directory, which can be stopped and started again."""
+
+    def __init__(
+        self, bindir: Path, datadir: Path, workdir: Path, identity: _Identity, settings: tuple[str, ...]
+    ) -> None:
+        self.port = free_port()
+        self.url = f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        self._args = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(self.port), "-k", str(workdir)]
+        for setting in settings:
+            self._args += ["-c", setting]
+        self._log_path = workdir / f"postgres-{self.port}.log"
+        self._identity = identity
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log_path.open("ab") as log:
+            self._process = _spawn(self._args, log, self._identity)
+        _wait_until_ready("postgres", self._process, lambda: _postgres_answers(self.url), self._log_path)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            # SIGQUIT is an immediate shutdown: nothing in a throwaway cluster is worth a checkpoint.
+            _stop(self._process, signal.SIGQUIT)
+            self._process = None
+
+
+@contextmanager
+def _postgres_workdir() -> Iterator[tuple[Path, Path, _Identity]]:
+    """Yield the binaries' directory, a temporary directory the server account owns, and that account."""
+    bindir = _postgres_bindir()
+    identity = _identity(_server_user(os.geteuid()))
+    workdir = Path(tempfile.mkdtemp(prefix="overdrive-pg-"))
+    try:
+        if "user" in identity:
+            os.chown(workdir, identity["user"], identity["group"])
+        yield bindir, workdir, identity
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @contextmanager
 def postgres_server(settings: tuple[str, ...] = ()) -> Iterator[str]:
     """Run a throwaway PostgreSQL cluster on a free loopback port, tuned for speed over durability.
@@ -289,29 +334,83 @@ def postgres_server(settings: tuple[str, ...] = ()) -> Iterator[str]:
         ServiceError: No PostgreSQL binaries exist, no unprivileged account exists
             when running as root, or the server did not start.
     """
-    bindir = _postgres_bindir()
-    identity = _identity(_server_user(os.geteuid()))
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="overdrive-pg-"))
-    datadir, log_path = workdir / "data", workdir / "postgres.log"
-    url = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
-    try:
-        if "user" in identity:
-            os.chown(workdir, identity["user"], identity["group"])
-        _initdb(bindir, datadir, workdir / "initdb.log", identity)
-        args = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port), "-k", str(workdir)]
-        for setting in (*FAST_SETTINGS, *settings):
-            args += ["-c", setting]
-        with log_path.open("wb") as log:
-            process = _spawn(args, log, identity)
+    with _postgres_workdir() as (bindir, workdir, identity):
+        _initdb(bindir, workdir / "data", workdir / "initdb.log", identity)
+        server = _Postgres(bindir, workdir / "data", workdir, identity, (*FAST_SETTINGS, *settings))
         try:
-            _wait_until_ready("postgres", process, lambda: _postgres_answers(url), log_path)
-            yield url
+            server.start()
+            yield server.url
         finally:
-            # SIGQUIT is an immediate shutdown: nothing in a throwaway cluster is worth a checkpoint.
-            _stop(process, signal.SIGQUIT)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+            server.stop()
+
+
+class ReplicaPair:
+    """A throwaway primary and its streaming replica; the replica can be stopped and started again.
+
+    Attributes:
+        primary_url: The primary's URL.
+        replica_url: The replica's URL.
+    """
+
+    def __init__(self, primary: _Postgres, replica: _Postgres) -> None:
+        self._replica = replica
+        self.primary_url = primary.url
+        self.replica_url = replica.url
+
+    def stop_replica(self) -> None:
+        """Shut the replica down immediately; connections to it are refused until `start_replica`."""
+        self._replica.stop()
+
+    def start_replica(self) -> None:
+        """Start the replica again on the same port; it resumes streaming from where it stopped."""
+        self._replica.start()
+
+
+def _base_backup(bindir: Path, primary: _Postgres, datadir: Path, log_path: Path, identity: _Identity) -> None:
+    if not (bindir / "pg_basebackup").exists():
+        msg = f"There is no pg_basebackup next to the PostgreSQL server in {bindir}, so no replica can be made."
+        raise ServiceError(msg)
+    args = [str(bindir / "pg_basebackup"), "-d", primary.url, "-D", str(datadir)]
+    args += ["--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast", "--no-sync"]
+    with log_path.open("wb") as log:
+        status = subprocess.run(
+            args, check=False, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **identity
+        )
+    if status.returncode != 0:
+        msg = f"pg_basebackup exited with code {status.returncode}. {_log_report(log_path)}"
+        raise ServiceError(msg)
+
+
+@contextmanager
+def postgres_replica_pair(replica_settings: tuple[str, ...] = ()) -> Iterator[ReplicaPair]:
+    """Run a throwaway primary and a streaming replica of it (``pg_basebackup -R``), each on a free loopback port.
+
+    The primary keeps ``synchronous_commit=off`` like `postgres_server`, so commits return before their WAL is
+    written: the hardest case for read-your-writes.
+
+    Args:
+        replica_settings: Extra ``name=value`` settings for the replica, such as ``recovery_min_apply_delay=200ms``.
+
+    Yields:
+        The pair.
+
+    Raises:
+        ServiceError: The binaries or an unprivileged account are missing, or a server did not start.
+    """
+    with _postgres_workdir() as (bindir, workdir, identity):
+        _initdb(bindir, workdir / "primary", workdir / "initdb.log", identity)
+        # initdb's pg_hba.conf already trusts replication connections from 127.0.0.1.
+        primary_settings = (*FAST_SETTINGS, "wal_level=replica", "max_wal_senders=4")
+        primary = _Postgres(bindir, workdir / "primary", workdir, identity, primary_settings)
+        replica = _Postgres(bindir, workdir / "replica", workdir, identity, (*FAST_SETTINGS, *replica_settings))
+        try:
+            primary.start()
+            _base_backup(bindir, primary, workdir / "replica", workdir / "basebackup.log", identity)
+            replica.start()
+            yield ReplicaPair(primary, replica)
+        finally:
+            replica.stop()
+            primary.stop()
 
 
 def _quote_identifier(name: str) -> str:

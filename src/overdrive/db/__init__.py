@@ -7,6 +7,8 @@
 - `BatchLoader` / `model_loader`: DataLoader-style batching of lookups into one IN query.
 - `explain`: a captured statement's plan, cost and warnings (sequential scans, sorts, deep offsets).
 - `advise`: indexes that make captured statements cheaper, each verified (HypoPG on PostgreSQL).
+- `ReplicaRouter` / `ReadYourWritesMiddleware`: reads on streaming replicas, writes on the primary, and every client
+  reading its own writes.
 
 Names load on first use (PEP 562), so `overdrive.db.cli` and the pure-Python report can be imported where
 SQLAlchemy is not installed (it comes with the ``demo`` extra); type checkers see ordinary imports.
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from overdrive.db.advisor import IndexAdvice, IndexCandidate, IndexColumn, QueryGain, advise
+    from overdrive.db.consistency import ReadYourWritesMiddleware
     from overdrive.db.fingerprint import Fingerprint, Fingerprinter, normalize
     from overdrive.db.keyset import Page, Paginator, paginate, paginate_sync
     from overdrive.db.loader import BatchLoader, model_loader
@@ -27,10 +30,12 @@ if TYPE_CHECKING:
     from overdrive.db.plans import ExplainOptions, Plan, PlanWarning, explain
     from overdrive.db.pool import PoolMonitor, PoolSizeHint, PoolStats, pool_size_hint
     from overdrive.db.querystats import QueryStats, QueryStore, StatsSnapshot
+    from overdrive.db.replicas import ConsistencyScope, ReplicaRouter, ReplicaStatus, RoutedSession
     from overdrive.db.sample import QuerySample
 
 __all__ = [
     "BatchLoader",
+    "ConsistencyScope",
     "ExplainOptions",
     "Fingerprint",
     "Fingerprinter",
@@ -53,6 +58,10 @@ __all__ = [
     "QueryScopeMiddleware",
     "QueryStats",
     "QueryStore",
+    "ReadYourWritesMiddleware",
+    "ReplicaRouter",
+    "ReplicaStatus",
+    "RoutedSession",
     "StatsSnapshot",
     "advise",
     "explain",
@@ -65,6 +74,7 @@ __all__ = [
 
 _HOMES = {
     "BatchLoader": "overdrive.db.loader",
+    "ConsistencyScope": "overdrive.db.replicas",
     "ExplainOptions": "overdrive.db.plans",
     "Fingerprint": "overdrive.db.fingerprint",
     "Fingerprinter": "overdrive.db.fingerprint",
@@ -87,6 +97,10 @@ _HOMES = {
     "QueryScopeMiddleware": "overdrive.db.middleware",
     "QueryStats": "overdrive.db.querystats",
     "QueryStore": "overdrive.db.querystats",
+    "ReadYourWritesMiddleware": "overdrive.db.consistency",
+    "ReplicaRouter": "overdrive.db.replicas",
+    "ReplicaStatus": "overdrive.db.replicas",
+    "RoutedSession": "overdrive.db.replicas",
     "StatsSnapshot": "overdrive.db.querystats",
     "advise": "overdrive.db.advisor",
     "explain": "overdrive.db.plans",
