@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from tests import services
+from tests.db import replication
 from tests.db.models import Base, make_items
 
 
@@ -148,3 +149,14 @@ def products_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def placeholder(engine: Engine) -> str:
     """The positional placeholder of the engine's driver."""
     return "?" if engine.dialect.name == "sqlite" else "%s"
+
+
+# ---------------------------------------------------------------- replica routing
+
+
+@pytest.fixture(scope="session")
+def replica_pair() -> Iterator[services.ReplicaPair]:
+    """A throwaway primary with a streaming replica, shared by the replica routing tests."""
+    with services.postgres_replica_pair() as pair:
+        replication.create_notes(pair)
+        yield pair

@@ -20,10 +20,13 @@ def parse_lsn(text: str) -> int:
 
     """
     high, sep, low = text.partition("/")
-    if not sep or not high or not low:
-        msg = f"{text!r} is not a PostgreSQL WAL position such as '16/B374D848'."
-        raise ValueError(msg)
-    return (int(high, 16) << 32) | int(low, 16)
+    try:
+        if sep:
+            return (int(high, 16) << 32) | int(low, 16)
+    except ValueError:
+        pass
+    msg = f"{text!r} is not a PostgreSQL WAL position such as '16/B374D848'."
+    raise ValueError(msg)
 
 
 def format_lsn(lsn: int) -> str:
