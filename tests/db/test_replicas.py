@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -200,6 +201,16 @@ class TestRouting:
         assert sorted(picks) == [0, 0, 0, 1, 1, 1]
         assert picks[::2] == [picks[0]] * 3
 
+    async def test_least_lag_prefers_the_replica_furthest_ahead(self, make: Callable[..., Harness]) -> None:
+        harness = make(replicas=2, balance="least_lag")
+        replicas = harness.router.monitor.replicas
+        await harness.refresh()
+        # Both engines reach the same server, so they tie; the tie keeps the configured order.
+        picks = [
+            await harness.run(lambda session: replicas.index(session.get_bind(clause=sa.select(1)))) for _ in range(4)
+        ]
+        assert picks == [0, 0, 0, 0]
+
     async def test_a_session_keeps_its_replica_for_the_whole_transaction(self, make: Callable[..., Harness]) -> None:
         harness = make(replicas=2)
 
@@ -303,6 +314,20 @@ class TestLagAndHealth:
             assert "WAL bytes behind" in (status.error or "")
         await harness.refresh()
         assert await harness.run(in_recovery) is True
+
+    async def test_a_replica_lagging_beyond_max_lag_seconds_is_skipped(
+        self, make: Callable[..., Harness], replica_pair: ReplicaPair
+    ) -> None:
+        harness = make(max_lag_bytes=None, max_lag_seconds=0.05)
+        with replay_paused(replica_pair):
+            await harness.run(add_note(unique()))
+            wait_for_wal_written(replica_pair)
+            await anyio.sleep(0.1)
+            await harness.refresh()
+            (status,) = harness.router.statuses()
+            assert not status.healthy
+            assert "s behind the primary" in (status.error or "")
+            assert await harness.run(in_recovery) is False
 
     async def test_an_idle_caught_up_replica_counts_as_not_lagging(
         self, make: Callable[..., Harness], replica_pair: ReplicaPair

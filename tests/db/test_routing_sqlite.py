@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from overdrive.db import ReplicaRouter, RoutedSession
+from overdrive.db import ConsistencyScope, ReplicaRouter, RoutedSession
+from overdrive.db._lsn import UNKNOWN_LSN
 from overdrive.exceptions import ConfigurationError
 from tests.db.replication import Note, NoteBase
 
@@ -82,3 +83,21 @@ class TestConfiguration:
             assert router.current_scope() is outer
             assert outer.floor == 5
         assert router.current_scope() is None
+
+
+class TestConsistencyScope:
+    def test_the_floor_rises_with_writes_and_never_falls(self) -> None:
+        scope = ConsistencyScope()
+        scope.note_write(100)
+        scope.note_write(50)  # a commit whose position was read late, by a concurrent task
+        assert (scope.floor, scope.wrote) == (100, True)
+
+    def test_a_known_position_replaces_an_unknown_one(self) -> None:
+        scope = ConsistencyScope(floor=UNKNOWN_LSN)
+        scope.note_write(100)
+        assert scope.floor == 100
+
+    def test_an_unknown_position_keeps_reads_on_the_primary(self) -> None:
+        scope = ConsistencyScope(floor=100)
+        scope.note_write(UNKNOWN_LSN)
+        assert scope.floor == UNKNOWN_LSN

@@ -98,10 +98,18 @@ class ReplicaMonitor:
         self.balance = balance
         self._clock = clock
         self._status = {engine: ReplicaStatus(name=_name(engine)) for engine in self.replicas}
+        # Polls in autocommit mode: no BEGIN and ROLLBACK round trips around a one-line query.
+        self._autocommit = {
+            engine: engine.execution_options(isolation_level="AUTOCOMMIT") for engine in (primary, *self.replicas)
+        }
         self._primary_lsn: int | None = None
         self._polled_at = float("-inf")
         self._lock = threading.Lock()
         self._turn = itertools.count()
+
+    def autocommit(self, engine: Engine) -> Engine:
+        """``engine`` (the primary or a replica) in autocommit mode, for one-statement probes."""
+        return self._autocommit[engine]
 
     def statuses(self) -> list[ReplicaStatus]:
         """The last known status of every replica, in the order they were given."""
@@ -125,7 +133,7 @@ class ReplicaMonitor:
 
     def _poll(self) -> None:
         try:
-            with self.primary.connect() as conn:
+            with self._autocommit[self.primary].connect() as conn:
                 self._primary_lsn = parse_lsn(conn.execute(_PRIMARY_POSITION).scalar_one())
         except Exception:  # any failure leaves the last position; reads still work on replicas
             log.warning("Could not read the primary's WAL position; byte lag uses the previous one.", exc_info=True)
@@ -136,7 +144,7 @@ class ReplicaMonitor:
 
     def _poll_replica(self, engine: Engine) -> None:
         try:
-            with engine.connect() as conn:
+            with self._autocommit[engine].connect() as conn:
                 in_recovery, replay, age = conn.execute(_REPLICA_STATE).one()
         except Exception as exc:  # noqa: BLE001 -- whatever the failure, the replica cannot serve reads now
             self.mark_down(engine, f"It could not be polled: {first_line(exc)}")

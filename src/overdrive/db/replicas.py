@@ -218,7 +218,7 @@ class ReplicaRouter:
     def write_position(self) -> int:
         """The primary's WAL insert position, or `UNKNOWN_LSN` when it cannot be read (runs in a session's context)."""
         try:
-            with self.primary.connect() as conn:
+            with self.monitor.autocommit(self.primary).connect() as conn:
                 return parse_lsn(conn.execute(_INSERT_POSITION).scalar_one())
         except Exception:  # the write is committed; an unknown position keeps reads on the primary
             log.warning("Could not read the primary's WAL position after a commit.", exc_info=True)
