@@ -165,6 +165,35 @@ class TestPostgresServer:
         assert "could not bind" in str(raised.value)
 
 
+class TestPostgresReplicaPair:
+    async def _replica_sees(self, primary: str, replica: str) -> tuple[bool, int]:
+        writer, reader = await asyncpg.connect(primary), await asyncpg.connect(replica)
+        try:
+            await writer.execute("CREATE TABLE streamed AS SELECT 7 AS n")
+            target = await writer.fetchval("SELECT pg_current_wal_insert_lsn()")
+            for _ in range(500):
+                if await reader.fetchval("SELECT pg_last_wal_replay_lsn() >= $1", target):
+                    break
+                await asyncio.sleep(0.01)
+            return await reader.fetchval("SELECT pg_is_in_recovery()"), await reader.fetchval("SELECT n FROM streamed")
+        finally:
+            await writer.close()
+            await reader.close()
+
+    def test_the_replica_streams_the_primarys_writes_and_restarts_then_leaves_nothing_behind(self) -> None:
+        with services.postgres_replica_pair(("recovery_min_apply_delay=10ms",)) as pair:
+            assert asyncio.run(self._replica_sees(pair.primary_url, pair.replica_url)) == (True, 7)
+            replica_pid, replica_dir, _ = asyncio.run(postgres_facts(pair.replica_url))
+            primary_pid, primary_dir, _ = asyncio.run(postgres_facts(pair.primary_url))
+            pair.stop_replica()
+            assert not is_running(replica_pid)
+            assert not services._postgres_answers(pair.replica_url)
+            pair.start_replica()
+            assert asyncio.run(postgres_facts(pair.replica_url))[1] == replica_dir
+        assert not is_running(primary_pid)
+        assert not primary_dir.parent.exists()
+
+
 class TestServerUser:
     def test_a_regular_user_runs_postgres_itself(self) -> None:
         assert services._server_user(1000) is None
