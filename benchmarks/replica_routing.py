@@ -10,10 +10,11 @@ Starts a throwaway primary and a streaming replica whose replay is delayed by ``
    workload runs on a *recipe* router (SQLAlchemy's documented partitioning recipe: flushes and DML to the primary,
    everything else to a replica, no read-your-writes), which shows the stale reads the router prevents. A read-only
    phase (no writes at all) gives the share of reads replicas serve when nothing writes.
-2. Overhead (sync psycopg): --sessions sessions, each opening, running ``SELECT 1`` and closing, on a plain
-   `Session(bind=replica)` and on a routed session (which picks that replica), interleaved over --rounds rounds;
-   reported are medians of µs per session and their difference. Writes (insert + commit) likewise, against a plain
-   session on the primary: the router adds one round trip after each write commit to read the WAL position.
+2. Overhead (sync psycopg): --pairs pairs of sessions, a plain `Session(bind=replica)` and a routed session (which
+   picks that replica) timed back to back in alternating order; reported are the median µs of each and the median
+   of the paired differences. Three cases: no query (session, routing decision, pool checkout), one ``SELECT 1``,
+   and one INSERT + COMMIT against a plain session on the primary (the router adds one autocommit round trip after
+   each write commit, to read the WAL position).
 
 Run from the repository root (takes about a minute):
 
@@ -198,12 +199,37 @@ async def consistency(pair: ReplicaPair, args: argparse.Namespace) -> dict[str, 
 # ---------------------------------------------------------------- overhead
 
 
-def per_session_us(factory: Callable[[], Session], statement: Callable[[Session], object], sessions: int) -> float:
-    started = time.perf_counter()
-    for _ in range(sessions):
-        with factory() as session:
-            statement(session)
-    return (time.perf_counter() - started) / sessions * 1e6
+def one_session_us(factory: Callable[[], Session], statement: Callable[[Session], object]) -> float:
+    started = time.perf_counter_ns()
+    with factory() as session:
+        statement(session)
+    return (time.perf_counter_ns() - started) / 1000
+
+
+def paired(
+    plain: tuple[Callable[[], Session], Callable[[Session], object]],
+    routed: tuple[Callable[[], Session], Callable[[Session], object]],
+    pairs: int,
+) -> dict[str, float]:
+    """Time ``pairs`` plain and routed sessions back to back, alternating which goes first."""
+    for _ in range(50):  # warm pools and caches
+        one_session_us(*plain)
+        one_session_us(*routed)
+    plain_us, routed_us, differences = [], [], []
+    for index in range(pairs):
+        if index % 2:
+            b, a = one_session_us(*routed), one_session_us(*plain)
+        else:
+            a, b = one_session_us(*plain), one_session_us(*routed)
+        plain_us.append(a)
+        routed_us.append(b)
+        differences.append(b - a)
+    return {
+        "plain_us": statistics.median(plain_us),
+        "routed_us": statistics.median(routed_us),
+        "paired_difference_us": statistics.median(differences),
+        "ratio": statistics.median(routed_us) / statistics.median(plain_us),
+    }
 
 
 def overhead(pair: ReplicaPair, args: argparse.Namespace) -> dict[str, Any]:
@@ -212,43 +238,36 @@ def overhead(pair: ReplicaPair, args: argparse.Namespace) -> dict[str, Any]:
     router = ReplicaRouter(primary=primary, replicas=[replica])
     router.refresh()
     routed = router.sessionmaker()
-
-    def read(session: Session) -> object:
-        return session.execute(sa.select(sa.literal(1))).scalar_one()
-
     statement = sa.select(sa.literal(1))
 
     def route(session: Session) -> object:
         # Session, routing decision and pool checkout, without a query (psycopg sends BEGIN with the first one).
         return session.connection(bind_arguments={"bind": session.get_bind(clause=statement)})
 
+    def read(session: Session) -> object:
+        return session.execute(statement).scalar_one()
+
     def write(session: Session) -> object:
         session.add(Note(body="overhead"))
         session.commit()
         return None
 
-    variants: dict[str, tuple[Callable[[], Session], Callable[[Session], object]]] = {
-        "no query, plain session on the replica": (lambda: Session(replica), route),
-        "no query, routed session": (routed, route),
-        "read, plain session on the replica": (lambda: Session(replica), read),
-        "read, routed session": (routed, read),
-        "write, plain session on the primary": (lambda: Session(primary), write),
-        "write, routed session": (routed, write),
+    cases = {
+        "session + routing + checkout, no query": ((lambda: Session(replica), route), (routed, route)),
+        "session with one SELECT 1 (replica)": ((lambda: Session(replica), read), (routed, read)),
+        "session with one INSERT + COMMIT (primary)": ((lambda: Session(primary), write), (routed, write)),
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    results: dict[str, Any] = {}
     try:
-        for factory, statement in variants.values():  # warm pools and caches
-            per_session_us(factory, statement, 50)
-        for round_ in range(args.rounds):
-            names = list(variants)
-            order = names[round_ % len(names) :] + names[: round_ % len(names)]
-            for name in order:
-                factory, statement = variants[name]
-                times[name].append(per_session_us(factory, statement, args.sessions))
-        medians = {name: statistics.median(values) for name, values in times.items()}
-        for name, value in medians.items():
-            print(f"{name:<38} {value:8.1f} µs/session  (rounds: {', '.join(f'{v:.0f}' for v in times[name])})")
-        return {"median_us": medians, "rounds_us": times}
+        for name, (plain, routed_case) in cases.items():
+            results[name] = paired(plain, routed_case, args.pairs)
+            row = results[name]
+            print(
+                f"{name:<44} plain {row['plain_us']:8.1f} µs  routed {row['routed_us']:8.1f} µs  "
+                f"paired difference {row['paired_difference_us']:+7.1f} µs  ratio {row['ratio']:.2f}",
+                flush=True,
+            )
+        return results
     finally:
         primary.dispose()
         replica.dispose()
@@ -264,8 +283,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3200)
     parser.add_argument("--write-share", type=float, default=0.2)
     parser.add_argument("--think-ms", type=float, default=250.0, help="mean pause between a user's requests")
-    parser.add_argument("--sessions", type=int, default=1000, help="sessions per variant per overhead round")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--pairs", type=int, default=5000, help="plain/routed session pairs per overhead case")
+    parser.add_argument("--skip-consistency", action="store_true", help="measure the overhead only")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--server-cpu", type=int, default=None)
     parser.add_argument("--client-cpu", type=int, default=None)
@@ -281,7 +300,7 @@ def main() -> None:
         wait_for_replay(pair)
         print(f"replica apply delay {args.apply_delay}; {args.users} users, {args.requests} requests", flush=True)
         results = {
-            "consistency": asyncio.run(consistency(pair, args)),
+            "consistency": None if args.skip_consistency else asyncio.run(consistency(pair, args)),
             "overhead": overhead(pair, args),
             "args": vars(args),
             "python": platform.python_version(),
