@@ -228,10 +228,16 @@ class ReplicaRouter:
 class RoutedSession(Session):
     """A `Session` whose ``get_bind()`` picks the primary or a replica per statement; made by `ReplicaRouter`.
 
+    ``session.connection()`` and ``get_bind()`` without a statement return the primary and count as a write (the
+    caller may run anything on it), as does any ``text()`` not marked ``route="replica"``.
+
     Args:
         bind: The primary (the router's by default).
         router: The router that owns the engines and the consistency scope.
         **options: Passed to `Session`.
+
+    Attributes:
+        floor: The WAL position after this session's last committed write, or None: its reads must see it.
 
     """
 
