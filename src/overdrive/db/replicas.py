@@ -52,7 +52,7 @@ from sqlalchemy.sql.selectable import SelectBase
 from sqlalchemy.util import greenlet_spawn
 
 from overdrive.db._lsn import UNKNOWN_LSN, parse_lsn
-from overdrive.db._monitor import Balance, ReplicaMonitor, ReplicaStatus, first_line
+from overdrive.db._replica_health import Balance, ReplicaMonitor, ReplicaStatus, first_line
 from overdrive.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
