@@ -31,7 +31,7 @@ Balance = Literal["round_robin", "least_lag"]
 
 _PRIMARY_POSITION = sa.text("SELECT pg_current_wal_lsn()::text")
 _REPLICA_STATE = sa.text(
-    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
+    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, pg_last_wal_receive_lsn()::text, "
     "EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8"
 )
 
@@ -45,7 +45,8 @@ class ReplicaStatus:
         healthy: It answered, is still a standby and lags no more than the router allows.
         replay_lsn: The WAL position it had replayed, as an integer; None before the first answer.
         lag_bytes: How far its replay position trailed the primary's write position; None when unknown.
-        lag_seconds: Age of its last replayed commit, or 0 when it had replayed all the primary had written.
+        lag_seconds: Age of its last replayed commit while it had WAL left to apply; 0 when it had applied all it
+            had received or all the primary had written.
         checked_at: When it last answered or failed (the router's monotonic clock).
         retry_at: While the clock is before this, the replica is considered down and is not polled.
         error: Why it is unhealthy, as a sentence; None when healthy.
@@ -145,7 +146,7 @@ class ReplicaMonitor:
     def _poll_replica(self, engine: Engine) -> None:
         try:
             with self._autocommit[engine].connect() as conn:
-                in_recovery, replay, age = conn.execute(_REPLICA_STATE).one()
+                in_recovery, replay, received, age = conn.execute(_REPLICA_STATE).one()
         except Exception as exc:  # noqa: BLE001 -- whatever the failure, the replica cannot serve reads now
             self.mark_down(engine, f"It could not be polled: {first_line(exc)}")
             return
@@ -155,8 +156,13 @@ class ReplicaMonitor:
             return
         replay_lsn = parse_lsn(replay)
         lag_bytes = None if self._primary_lsn is None else max(0, self._primary_lsn - replay_lsn)
-        # An idle primary writes no commits, so the last replayed one ages although nothing is missing.
-        lag_seconds = 0.0 if lag_bytes == 0 else (None if age is None else max(0.0, float(age)))
+        # An idle primary writes no commits, so the last replayed one ages although nothing is missing: its age
+        # counts only while the replica trails the primary and has received WAL it has not applied yet.
+        applied_all = received is not None and replay_lsn >= parse_lsn(received)
+        if lag_bytes == 0 or applied_all:
+            lag_seconds: float | None = 0.0
+        else:
+            lag_seconds = None if age is None else max(0.0, float(age))
         error = self._lag_error(lag_bytes, lag_seconds)
         status = ReplicaStatus(
             name=previous.name,

@@ -100,8 +100,8 @@ class ReplicaRouter:
         replicas: Engines of streaming replicas of that primary, of the same kind. Create them with
             ``pool_pre_ping=True`` so a replica that stops is skipped at checkout rather than failing a read.
         max_lag_bytes: Skip replicas more WAL bytes behind the primary than this; None: no limit.
-        max_lag_seconds: Skip replicas whose last replayed commit is older than this while they trail the primary;
-            None: no limit.
+        max_lag_seconds: Skip replicas whose last replayed commit is older than this while they have received WAL
+            they have not applied yet (an idle primary makes no replica lag); None: no limit.
         poll_interval: Seconds between polls of the replicas' positions; reads in between use the cached ones.
         retry_after: Seconds a replica that failed to connect or answer is skipped.
         balance: ``"round_robin"`` among eligible replicas, or ``"least_lag"``.
