@@ -373,6 +373,20 @@ class TestLagAndHealth:
         finally:
             replica_pair.start_replica()
 
+    async def test_a_server_not_in_recovery_is_never_used_as_a_replica(self, replica_pair: ReplicaPair) -> None:
+        primary = sa.create_engine(url(replica_pair.primary_url, "psycopg"))
+        promoted = sa.create_engine(url(replica_pair.primary_url, "psycopg"))  # stands in for a promoted replica
+        try:
+            router = ReplicaRouter(primary=primary, replicas=[promoted])
+            with router.sessionmaker()() as session:
+                assert session.get_bind(clause=sa.select(1)) is primary
+            (status,) = router.statuses()
+            assert not status.healthy
+            assert "not in recovery" in (status.error or "")
+        finally:
+            primary.dispose()
+            promoted.dispose()
+
     async def test_the_cache_is_polled_at_most_once_per_interval(
         self, make: Callable[..., Harness], replica_pair: ReplicaPair
     ) -> None:
