@@ -24,7 +24,9 @@ LOAD_SECONDS = 0.3
 
 
 async def stampede(url: str, prefix: str, concurrency: int) -> None:
-    tier = RedisTier.from_url(url, prefix=prefix, timeout=2.0)
+    # A generous bound and a slot per caller: this checks the lease protocol, and on a loaded CI machine a 2 s bound
+    # with 50 slots made callers fail open (and load) while queueing for a connection.
+    tier = RedisTier.from_url(url, prefix=prefix, timeout=10.0, max_connections=concurrency + 10)
     cache = Cache(MemoryTier(100), tier)
     counter = aioredis.Redis.from_url(url)
 
