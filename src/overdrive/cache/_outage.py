@@ -3,6 +3,10 @@
 A failed L2 call (`CacheTimeout`, `CacheUnavailable`) starts an outage: it is logged once, counted, and for the
 next `backoff` seconds L2 is skipped altogether, so requests do not each wait out the timeout. The first call
 after that probes L2 again; success ends the outage (logged once more), failure extends it.
+
+A failed call starts an outage only if no L2 call was answered while it ran. A call that fails while others succeed
+met congestion (a saturated event loop, a slow command), not a dead tier: it fails open alone. Skipping L2 for
+everyone then would turn a busy moment into a burst of loader calls, the stampede the cache exists to prevent.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Outage:
         self.clock = clock
         self.down = False
         self._retry_at = 0.0
+        self._answered_at = -1.0
 
     def skipping(self) -> bool:
         """Whether L2 is being skipped right now (an outage within its backoff)."""
@@ -49,21 +54,32 @@ class Outage:
 
     async def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, default: Any = None) -> Any:
         """`await fn(*args)`, or `default` if L2 failed, or is being skipped (then `fn` is not called)."""
-        if self.down and self.clock() < self._retry_at:
+        started = self.clock()
+        if self.down and started < self._retry_at:
             return default
         try:
             result = await fn(*args)
         except L2_FAULTS as exc:
-            self.failed(exc)
+            self.failed(exc, started=started)
             return default
+        self._answered_at = self.clock()
         if self.down:
             self.down = False
             log.warning("The L2 cache tier answers again; the outage is over.")
         return result
 
-    def failed(self, exc: BaseException) -> None:
-        """Count a failed L2 call; the first of an outage is logged."""
+    def answered(self) -> None:
+        """Note an L2 call answered outside `call` (it proves the tier alive to calls failing meanwhile)."""
+        self._answered_at = self.clock()
+
+    def failed(self, exc: BaseException, *, started: float | None = None) -> None:
+        """Count a failed L2 call that began at `started` (unknown: None); the first of an outage is logged.
+
+        If another call was answered since `started`, the tier is alive: nothing more happens.
+        """
         self.metrics.l2_errors += 1
+        if started is not None and self._answered_at > started:
+            return
         self._retry_at = self.clock() + self.backoff
         if not self.down:
             self.down = True

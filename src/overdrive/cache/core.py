@@ -87,6 +87,7 @@ class Cache:
         self.prefix = "".join(f"{part}:" for part in (namespace, version) if part)
         self.metrics = CacheMetrics()
         self._flights = SingleFlight()
+        self._reads: dict[str, asyncio.Future[Entry | None]] = {}
         self._sync: SyncReader | None = None
         self.outage = Outage(self.metrics)
         self.sender = uuid.uuid4().hex
@@ -293,7 +294,27 @@ class Cache:
                 l1.discard(key)
         if self.l2 is None:
             return None
-        return await self._find_l2(self.l2, key, decode_as, tags)
+        return await self._read_l2(self.l2, key, decode_as, tags)
+
+    async def _read_l2(self, l2: Tier, key: str, decode_as: Any, tags: tuple[str, ...]) -> Entry | None:
+        """`_find_l2`, once for every caller missing the same key in L1 at the same time (single-flight reads).
+
+        Without it a thousand concurrent misses on one key sent a thousand GETs before the load's single-flight
+        could merge them. The first caller reads; the others await its result. If that caller is cancelled, the
+        others get None (an L2 miss): they go on to the load, which has its own single-flight.
+        """
+        entry: Entry | None = None
+        pending = self._reads.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._reads[key] = asyncio.get_running_loop().create_future()
+        try:
+            entry = await self._find_l2(l2, key, decode_as, tags)
+        finally:
+            if self._reads.get(key) is pending:
+                del self._reads[key]
+            pending.set_result(entry)
+        return entry
 
     async def _find_l2(self, l2: Tier, key: str, decode_as: Any, tags: tuple[str, ...] = ()) -> Entry | None:
         """The current entry under `key` in L2, decoded and kept in L1; None on a miss, a fault or a bad entry."""

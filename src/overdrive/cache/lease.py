@@ -102,15 +102,20 @@ class Leases:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
         token = secrets.token_hex(8)
-        client, lease_key = self.tier.client, self._key(key)
+        client, lease_key, outage = self.tier.client, self._key(key), self.outage
+        started = outage.clock()
         try:
             while True:
-                if await self.tier.run(client.set(lease_key, token, nx=True, px=self._ttl_ms)):
+                started = outage.clock()
+                taken = await self.tier.run(client.set(lease_key, token, nx=True, px=self._ttl_ms))
+                outage.answered()
+                if taken:
                     found = await recheck()
                     if found is None:
                         return token, None
                     await self.release(key, token)
                     return None, found
+                started = outage.clock()
                 await self._wait(key, lease_key, deadline - loop.time())
                 found = await recheck()
                 if found is not None:
@@ -119,7 +124,7 @@ class Leases:
                 if loop.time() >= deadline:
                     return None, None
         except L2_FAULTS as exc:
-            self.outage.failed(exc)
+            outage.failed(exc, started=started)
             return None, None
 
     async def _wait(self, key: str, lease_key: str, budget: float) -> None:
@@ -127,6 +132,7 @@ class Leases:
         waiter = self.listener.waiter(key)
         try:
             remaining_ms = await self.tier.run(self.tier.client.pttl(lease_key))
+            self.outage.answered()
             if remaining_ms > 0 and budget > 0:
                 await asyncio.wait({waiter}, timeout=min(remaining_ms / 1000 + _EXPIRY_MARGIN, budget))
         finally:

@@ -13,12 +13,18 @@ reach Redis raises `CacheUnavailable`. The `Cache` catches both and fails open (
 
 How the bound is kept is the hot path's largest cost after the round trip itself. A tier built by `from_url` uses
 a plain connection pool whose sockets carry `timeout` as their connect, write and read timeouts, and a semaphore
-of `max_connections` slots in front of it: an uncontended call costs one semaphore step, and waiting for a slot is
-bounded by `timeout`. (redis-py's BlockingConnectionPool and an `asyncio.timeout` around each call cost about 8 and
-10 µs of CPU per call here, a fifth of a GET; see BENCHMARKS.md.) Each step of a call is bounded, so a call against
-a server that accepts connections and then stalls fails within about `timeout`; in the worst case (connect, write
-and read each stalling just short of the bound) within three times it. A client passed in without its own socket
-timeouts gets an `asyncio.timeout` around every call instead.
+of `max_connections` slots in front of it: an uncontended call costs one semaphore step, and a call waiting for a
+slot fails once `timeout` seconds pass with no call answered. (redis-py's BlockingConnectionPool and an
+`asyncio.timeout` around each call cost about 8 and 10 µs of CPU per call here, a fifth of a GET; see
+BENCHMARKS.md.) Each step of a call is bounded, so a call against a server that accepts connections and then stalls
+fails within about `timeout`; in the worst case (connect, write and read each stalling just short of the bound)
+within three times it. A client passed in without its own socket timeouts gets an `asyncio.timeout` around every
+call instead.
+
+Queueing while other calls are answered is congestion, not a slow Redis: under a saturated event loop (hundreds of
+concurrent requests on one core, benchmarks/cache_zipf.py) a queued call waits for its own process. Failing it after
+`timeout` failed thousands of calls that Redis answered in microseconds, and sent each of those requests to the
+loader; so a queued call keeps its place as long as Redis keeps answering.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ class RedisTier:
             default, `time.time`), or a fake clock in tests.
         grace: Seconds an entry outlives its `expires_at` in Redis (Redis's TTL only collects garbage).
         lease_ttl: Seconds a cross-process load lease lasts before another process may take over.
-        max_concurrency: Calls in flight at once; more wait (within `timeout`) for a slot.
+        max_concurrency: Calls in flight at once; more queue for a slot (failing after `timeout` of silence).
 
     """
 
@@ -104,6 +110,7 @@ class RedisTier:
         bounds = (settings.get("socket_timeout"), settings.get("socket_connect_timeout"))
         # The client bounds every step itself when its sockets time out within our bound: no per-call timer needed.
         self._client_bounded = all(b is not None and 0 < b <= timeout for b in bounds)
+        self._answered_at = 0.0  # time.monotonic() when a call last returned: Redis is alive, queues are congestion
         self._get_with_gens = client.register_script(_GET_WITH_GENERATIONS)
         self._bump = client.register_script(_BUMP)
 
@@ -171,22 +178,15 @@ class RedisTier:
         """
         slots = self._slots
         if slots.locked():
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await slots.acquire()
-            except TimeoutError as exc:
-                close = getattr(call, "close", None)
-                if close is not None:
-                    close()  # never awaited: say so to the coroutine, not to the warnings filter
-                msg = f"No Redis connection came free within {self.timeout * 1000:.0f} ms."
-                raise CacheTimeout(msg) from exc
+            await self._queue(slots, call)
         else:
             await slots.acquire()
         try:
             if self._client_bounded:
-                return await call
-            async with asyncio.timeout(self.timeout):
-                return await call
+                result = await call
+            else:
+                async with asyncio.timeout(self.timeout):
+                    result = await call
         except (TimeoutError, RedisTimeoutError) as exc:
             msg = f"Redis did not answer within {self.timeout * 1000:.0f} ms."
             raise CacheTimeout(msg) from exc
@@ -195,6 +195,29 @@ class RedisTier:
             raise CacheUnavailable(msg) from exc
         finally:
             slots.release()
+        self._answered_at = time.monotonic()
+        return result
+
+    async def _queue(self, slots: asyncio.Semaphore, call: Awaitable[Any]) -> None:
+        """Wait for a slot while Redis keeps answering other calls; fail after `timeout` seconds of silence."""
+        waited_from = time.monotonic()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await slots.acquire()
+                except TimeoutError as exc:
+                    if self._answered_at > waited_from:
+                        waited_from = time.monotonic()
+                        continue
+                    msg = f"No Redis connection came free within {self.timeout * 1000:.0f} ms."
+                    raise CacheTimeout(msg) from exc
+                return
+        except BaseException:
+            close = getattr(call, "close", None)
+            if close is not None:
+                close()  # never awaited: say so to the coroutine, not to the warnings filter
+            raise
 
     @property
     def listener_name(self) -> str:
