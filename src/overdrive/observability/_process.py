@@ -39,9 +39,19 @@ def boot_id() -> str:
 
 def current_identity() -> ProcessIdentity:
     """The identity of the calling process."""
-    pid = os.getpid()
+    identity = identity_of(os.getpid())
+    if identity is None:  # pragma: no cover (a process can always read its own entry)
+        msg = "This process has no /proc entry."
+        raise RuntimeError(msg)
+    return identity
+
+
+def identity_of(pid: int) -> ProcessIdentity | None:
+    """The identity of the running process `pid`, or None if there is none (start time 0 without ``/proc``)."""
     stat = _stat(pid)
-    return ProcessIdentity(boot_id(), pid, stat[1] if stat else 0)
+    if stat is not None:
+        return ProcessIdentity(boot_id(), pid, stat[1])
+    return ProcessIdentity(boot_id(), pid, 0) if _exists_without_proc(pid) else None
 
 
 def is_running(identity: ProcessIdentity, boot: str) -> bool:
@@ -52,14 +62,19 @@ def is_running(identity: ProcessIdentity, boot: str) -> bool:
     if stat is not None:
         state, start = stat
         return state not in "ZX" and start == identity.start
+    return _exists_without_proc(identity.pid)
+
+
+def _exists_without_proc(pid: int) -> bool:
+    """Whether `pid` exists, on a system without ``/proc`` (where /proc works, no entry means no process)."""
     if _PROC.joinpath("self").exists():
-        return False  # /proc works here, so the pid has no entry: it is gone
+        return False
     try:
-        os.kill(identity.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's process exists under that pid
+        return True  # another user's process
     return True
 
 

@@ -41,10 +41,9 @@ class Snapshot:
     series: dict[SeriesKey, SeriesTotals] = field(default_factory=dict)
 
     def add(self, other: Snapshot, *, gauges: bool) -> None:
-        """Sum `other`'s counters into this one, and its in-flight gauges too if `gauges`."""
-        if gauges:
-            for method, value in other.in_flight.items():
-                self.in_flight[method] = self.in_flight.get(method, 0) + value
+        """Sum `other`'s counters into this one, and its in-flight gauges too if `gauges` (else only their labels)."""
+        for method, value in other.in_flight.items():
+            self.in_flight[method] = self.in_flight.get(method, 0) + (value if gauges else 0)
         for key, theirs in other.series.items():
             ours = self.series.get(key)
             if ours is None:

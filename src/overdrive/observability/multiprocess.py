@@ -6,7 +6,7 @@ and whichever worker serves ``/metrics`` sums them. Layout of the directory:
 - ``w-<boot>-<pid>-<start>-<nonce>.json``: one live worker's latest snapshot, rewritten whole about once a second
   by a background thread (and on every scrape it serves) through a temporary file and `os.replace`, so readers see
   the old or the new snapshot, never half of one. The request path never touches it.
-- ``retired.json``: the summed counters of every worker that has gone, and the names of the files it last folded.
+- ``retired.json``: the summed counters of every worker that has gone (and, during a sweep, the names folded).
 - ``lock``: the `flock` that sweeps and scrapes hold exclusively.
 
 A sweep, under the lock, folds each dead worker's file into ``retired.json`` (written atomically, together with
@@ -125,6 +125,7 @@ class SharedMetricsStore:
             self._store_retired(retired, dead)
             for worker in dead:
                 (self.directory / f"{worker}{_SUFFIX}").unlink(missing_ok=True)
+            self._store_retired(retired, [])  # the names are needed only until the files are gone
         self._remove_orphaned_temporaries()
         gone = set(dead)
         return retired, [w for w in workers if w not in gone]
@@ -176,7 +177,7 @@ class SharedMetricsStore:
 
     def _store_retired(self, retired: Snapshot, folded: list[str]) -> None:
         data: dict[str, Any] = retired.to_dict()
-        data["in_flight"] = {}
+        data["in_flight"] = dict.fromkeys(retired.in_flight, 0)  # the gauge keeps its labels, at zero
         data["folded"] = folded
         tmp = self.directory / f".{_RETIRED}{_TMP}"
         tmp.write_bytes(orjson.dumps(data))
