@@ -336,12 +336,16 @@ class TestSpawnedWorkers:
 
 
 def _server_command(server: str, port: int) -> list[str]:
+    app, bind, quiet = (
+        "tests.observability.mp_app:app",
+        ["--host", "127.0.0.1", "--port", str(port)],
+        ["--log-level", "warning"],
+    )
     if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "tests.observability.mp_app:app", "--workers", "2",
-                "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        return [sys.executable, "-m", "uvicorn", app, "--workers", "2", *bind, *quiet, "--no-access-log"]
     granian = str(Path(sys.executable).with_name("granian"))
-    return [granian, "--interface", "asgi", "--workers", "2", "--respawn-failed-workers", "--respawn-interval", "0.2",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "tests.observability.mp_app:app"]  # fmt: skip
+    respawn = ["--respawn-failed-workers", "--respawn-interval", "0.2"]
+    return [granian, "--interface", "asgi", "--workers", "2", *respawn, *bind, *quiet, app]
 
 
 @pytest.mark.integration
