@@ -192,6 +192,16 @@ class TestStore:
         assert (tmp_path / "w-not-ours.json").exists(), "a name that is not a writer's is left alone"
         assert not (tmp_path / f"{_dead(4)}.json").exists()
 
+    def test_a_child_forked_while_the_lock_is_held_can_take_it_later(self, tmp_path: Path) -> None:
+        store = SharedMetricsStore(tmp_path, buckets=DEFAULT_BUCKETS)
+        store.write(_dead(1), _snapshot(5).encode())
+        child = multiprocessing.get_context("fork").Process(target=store.sweep)
+        with store._locked(wait=True):  # as when the publisher thread sweeps at the moment a server forks
+            child.start()
+        child.join(30)
+        assert child.exitcode == 0, "the child's copy of the descriptor did not keep the lock held"
+        assert _worker_files(tmp_path) == []
+
     def test_an_unreadable_retired_file_restarts_the_totals(self, tmp_path: Path) -> None:
         store = SharedMetricsStore(tmp_path, buckets=DEFAULT_BUCKETS)
         store.write(_dead(1), _snapshot(5).encode())

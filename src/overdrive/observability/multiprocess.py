@@ -192,7 +192,12 @@ class SharedMetricsStore:
             except BlockingIOError:
                 yield False
                 return
-            yield True  # closing the descriptor releases the lock, also when the process dies
+            try:
+                yield True
+            finally:
+                # Unlock explicitly: a child forked meanwhile holds a copy of `fd`, and closing ours alone would
+                # leave the lock held for as long as that child lives. A killed holder's lock goes with it.
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 
