@@ -12,6 +12,7 @@ while the event loop records is never internally inconsistent about counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import add
 from typing import Any
 
 import orjson
@@ -49,7 +50,7 @@ class Snapshot:
             if ours is None:
                 self.series[key] = SeriesTotals(list(theirs.counts), theirs.total)
                 continue
-            ours.counts = [a + b for a, b in zip(ours.counts, theirs.counts, strict=True)]
+            ours.counts = list(map(add, ours.counts, theirs.counts))  # same layout: checked when read
             ours.total += theirs.total
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +75,6 @@ class Snapshot:
             if len(counts) != size:
                 msg = f"A series has {len(counts)} bucket counts where the layout has {size}."
                 raise ValueError(msg)
-            series[str(method), str(route), str(status)] = SeriesTotals([int(c) for c in counts], float(total))
+            series[str(method), str(route), str(status)] = SeriesTotals(list(map(int, counts)), float(total))
         in_flight = {str(method): int(value) for method, value in data["in_flight"].items()}
         return cls(buckets, in_flight, series)

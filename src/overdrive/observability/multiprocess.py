@@ -69,6 +69,7 @@ class SharedMetricsStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.buckets = buckets
         self._boot = boot_id()
+        self._retired_cache: tuple[bytes, Snapshot, frozenset[str]] | None = None
 
     def new_worker_name(self) -> str:
         """A file name stem for a writer in this process: its identity plus a nonce (one process may hold two)."""
@@ -83,7 +84,7 @@ class SharedMetricsStore:
     def collect(self) -> Snapshot:
         """Fold dead workers, then sum the retired counters and every live worker's snapshot."""
         with self._locked(wait=True):
-            retired, live = self._sweep(())
+            retired, live, _ = self._sweep(())
             total = Snapshot(self.buckets)
             total.add(retired, gauges=False)
             for worker in live:
@@ -100,22 +101,22 @@ class SharedMetricsStore:
         with self._locked(wait=wait) as held:
             if not held:
                 return 0
-            before = set(self._workers())
-            _, live = self._sweep(())
-            return len(before) - len(live)
+            return len(self._sweep(())[2])
 
     def retire(self, worker: str) -> None:
         """Fold `worker`'s file now, as a finished writer's, whether or not its process runs on."""
         with self._locked(wait=True):
             self._sweep({worker})
 
-    def _sweep(self, finished: Iterable[str]) -> tuple[Snapshot, list[str]]:
-        """Under the lock: fold dead (or `finished`) workers; returns the retired totals and the live workers."""
+    def _sweep(self, finished: Iterable[str]) -> tuple[Snapshot, list[str], list[str]]:
+        """Under the lock: fold dead (or `finished`) workers; returns the retired totals, live and folded workers."""
         finished = set(finished)
-        workers = self._workers()
+        names = self._names()
+        workers = [name.removesuffix(_SUFFIX) for name in names if name.startswith(_WORKER) and name.endswith(_SUFFIX)]
         dead = [w for w in workers if w in finished or not self._running(w)]
         retired, folded = self._load_retired()
         if dead:
+            retired = _copy(retired)  # the loaded one may be cached
             for worker in dead:
                 if worker in folded:
                     continue  # a previous sweep folded it and stopped before unlinking
@@ -126,14 +127,11 @@ class SharedMetricsStore:
             for worker in dead:
                 (self.directory / f"{worker}{_SUFFIX}").unlink(missing_ok=True)
             self._store_retired(retired, [])  # the names are needed only until the files are gone
-        self._remove_orphaned_temporaries()
+        for name in names:
+            if name.startswith(f".{_WORKER}") and name.endswith(_TMP) and not self._running(name[1 : -len(_TMP)]):
+                (self.directory / name).unlink(missing_ok=True)  # left by a writer that died while writing
         gone = set(dead)
-        return retired, [w for w in workers if w not in gone]
-
-    def _workers(self) -> list[str]:
-        return [
-            name.removesuffix(_SUFFIX) for name in self._names() if name.startswith(_WORKER) and name.endswith(_SUFFIX)
-        ]
+        return retired, [w for w in workers if w not in gone], dead
 
     def _names(self) -> list[str]:
         return [path.name for path in self.directory.iterdir()]
@@ -141,11 +139,6 @@ class SharedMetricsStore:
     def _running(self, worker: str) -> bool:
         identity = _identity(worker)
         return identity is None or is_running(identity, self._boot)  # a foreign name is left alone
-
-    def _remove_orphaned_temporaries(self) -> None:
-        for name in self._names():
-            if name.startswith(f".{_WORKER}") and name.endswith(_TMP) and not self._running(name[1 : -len(_TMP)]):
-                (self.directory / name).unlink(missing_ok=True)
 
     def _read(self, worker: str) -> Snapshot | None:
         try:
@@ -165,15 +158,20 @@ class SharedMetricsStore:
             return None
         return snapshot
 
-    def _load_retired(self) -> tuple[Snapshot, set[str]]:
+    def _load_retired(self) -> tuple[Snapshot, frozenset[str]]:
+        """The retired totals and the names last folded; parsed again only when the bytes changed."""
         try:
             data = (self.directory / _RETIRED).read_bytes()
         except FileNotFoundError:
-            return Snapshot(self.buckets), set()
+            return Snapshot(self.buckets), frozenset()
+        if self._retired_cache is not None and self._retired_cache[0] == data:
+            return self._retired_cache[1], self._retired_cache[2]
         snapshot = self._decode(data, _RETIRED)
         if snapshot is None:
-            return Snapshot(self.buckets), set()  # counters restart from the live workers: Prometheus sees a reset
-        return snapshot, set(orjson.loads(data).get("folded", ()))
+            return Snapshot(self.buckets), frozenset()  # counters restart from the live workers: a reset to Prometheus
+        folded = frozenset(orjson.loads(data).get("folded", ()))
+        self._retired_cache = (data, snapshot, folded)
+        return snapshot, folded
 
     def _store_retired(self, retired: Snapshot, folded: list[str]) -> None:
         data: dict[str, Any] = retired.to_dict()
@@ -200,6 +198,12 @@ class SharedMetricsStore:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _copy(snapshot: Snapshot) -> Snapshot:
+    copy = Snapshot(snapshot.buckets)
+    copy.add(snapshot, gauges=False)
+    return copy
 
 
 def _identity(worker: str) -> ProcessIdentity | None:
