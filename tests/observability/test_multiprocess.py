@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,13 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from overdrive.observability import METRICS_DIR_ENV, ObservabilityMiddleware, RequestMetrics, SharedMetricsStore
+from overdrive.observability import (
+    METRICS_DIR_ENV,
+    ObservabilityMiddleware,
+    RequestMetrics,
+    SharedMetricsStore,
+    _process,
+)
 from overdrive.observability._process import ProcessIdentity, boot_id, current_identity, identity_of, is_running
 from overdrive.observability._snapshot import SeriesTotals, Snapshot
 from overdrive.observability.metrics import DEFAULT_BUCKETS
@@ -98,6 +105,15 @@ class TestProcessIdentity:
             child.wait()
         assert not is_running(identity, boot_id())
         assert identity_of(child.pid) is None
+
+    def test_an_unreadable_proc_entry_is_not_taken_for_a_dead_process(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        me = current_identity()
+        (tmp_path / str(me.pid) / "stat").mkdir(parents=True)  # reading it fails, but not with "no such file"
+        monkeypatch.setattr(_process, "_PROC", tmp_path)
+        with pytest.raises(IsADirectoryError):
+            is_running(me, me.boot)
 
 
 class TestStore:
@@ -260,6 +276,18 @@ class TestRequestMetricsShared:
             scraped = _samples((await client.get("/metrics")).text)
         metrics.close()
         assert scraped[COUNT] == 6
+
+    def test_a_directory_cleared_under_a_running_writer_is_recreated(self, tmp_path: Path) -> None:
+        directory = tmp_path / "metrics"
+        metrics = RequestMetrics(multiprocess_dir=directory)
+        metrics.started("GET")
+        metrics.finished("GET", "/a", 200, 0.01)
+        assert _samples(metrics.render())[COUNT] == 1
+        shutil.rmtree(directory)
+        metrics.started("GET")
+        metrics.finished("GET", "/a", 200, 0.01)
+        assert _samples(metrics.render())[COUNT] == 2
+        metrics.close()
 
     @pytest.mark.parametrize("interval", [0.0, -1.0])
     def test_a_bad_interval_is_refused(self, tmp_path: Path, interval: float) -> None:

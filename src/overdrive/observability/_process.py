@@ -33,7 +33,7 @@ def boot_id() -> str:
     """The running kernel's boot id, shortened; ``0`` where the system has none."""
     try:
         return (_PROC / "sys/kernel/random/boot_id").read_text().replace("-", "")[:8]
-    except OSError:
+    except FileNotFoundError:
         return "0"
 
 
@@ -79,10 +79,14 @@ def _exists_without_proc(pid: int) -> bool:
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
-    """The state letter and start time of `pid`, or None if it has no ``/proc`` entry."""
+    """The state letter and start time of `pid`, or None if it has no ``/proc`` entry.
+
+    Only "no such process" means gone; any other error (out of file descriptors...) propagates, since taking a
+    live worker for dead would count its requests twice.
+    """
     try:
         raw = (_PROC / str(pid) / "stat").read_bytes()
-    except OSError:
+    except (FileNotFoundError, ProcessLookupError):
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
     fields = raw[raw.rindex(b")") + 2 :].split()

@@ -78,7 +78,11 @@ class SharedMetricsStore:
     def write(self, worker: str, data: bytes) -> None:
         """Replace `worker`'s snapshot with `data` (encoded `Snapshot` bytes) atomically."""
         tmp = self.directory / f".{worker}{_TMP}"
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except FileNotFoundError:  # the directory was cleared under a running server
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
         tmp.replace(self.directory / f"{worker}{_SUFFIX}")
 
     def collect(self) -> Snapshot:
@@ -183,6 +187,7 @@ class SharedMetricsStore:
 
     @contextmanager
     def _locked(self, *, wait: bool) -> Iterator[bool]:
+        self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
