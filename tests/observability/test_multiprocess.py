@@ -218,6 +218,14 @@ class TestStore:
         assert child.exitcode == 0, "the child's copy of the descriptor did not keep the lock held"
         assert _worker_files(tmp_path) == []
 
+    def test_a_background_sweep_skips_a_busy_lock_and_a_waiting_one_does_not(self, tmp_path: Path) -> None:
+        store = SharedMetricsStore(tmp_path, buckets=DEFAULT_BUCKETS)
+        store.write(_dead(1), _snapshot(5).encode())
+        with store._locked(wait=True):  # another scrape or sweep is running
+            assert store.sweep(wait=False) == 0
+        assert _worker_files(tmp_path) == [f"{_dead(1)}.json"]
+        assert store.sweep(wait=False) == 1
+
     def test_an_unreadable_retired_file_restarts_the_totals(self, tmp_path: Path) -> None:
         store = SharedMetricsStore(tmp_path, buckets=DEFAULT_BUCKETS)
         store.write(_dead(1), _snapshot(5).encode())
