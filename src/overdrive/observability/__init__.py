@@ -7,6 +7,15 @@ by ``overdrive observability rules|dashboard``.
 from overdrive.observability.dashboards import dashboard
 from overdrive.observability.metrics import RequestMetrics
 from overdrive.observability.middleware import ObservabilityMiddleware, route_template
+from overdrive.observability.multiprocess import METRICS_DIR_ENV, SharedMetricsStore
 from overdrive.observability.rules import alert_rules
 
-__all__ = ["ObservabilityMiddleware", "RequestMetrics", "alert_rules", "dashboard", "route_template"]
+__all__ = [
+    "METRICS_DIR_ENV",
+    "ObservabilityMiddleware",
+    "RequestMetrics",
+    "SharedMetricsStore",
+    "alert_rules",
+    "dashboard",
+    "route_template",
+]

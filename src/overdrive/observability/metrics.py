@@ -8,12 +8,24 @@ Recording is a dict lookup on a label tuple, a `bisect` into the bucket bounds a
 
 `render` writes the Prometheus text format (version 0.0.4); the bucket bounds include 0.5 s, the latency
 threshold of the alert rules.
+
+With several worker processes, give each the same `multiprocess_dir` (or set ``OVERDRIVE_METRICS_DIR`` before the
+server starts its workers): each worker then publishes a snapshot there about once a second, from a thread, and
+`render` sums every worker's, dead ones included, so any worker can answer a scrape (see `multiprocess`). Recording
+stays exactly as cheap.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from bisect import bisect_left
+from functools import partial
+from pathlib import Path
 from typing import Final
+
+from overdrive.observability._snapshot import SeriesKey, SeriesTotals, Snapshot
+from overdrive.observability.multiprocess import METRICS_DIR_ENV, SharedMetricsStore, SnapshotPublisher
 
 __all__ = ["DEFAULT_BUCKETS", "OTHER_ROUTE", "UNMATCHED_ROUTE", "RequestMetrics"]
 
@@ -36,17 +48,68 @@ class _Series:
 
 
 class RequestMetrics:
-    """The registry the metrics middleware records into; render it for Prometheus or read it in process."""
+    """The registry the metrics middleware records into; render it for Prometheus or read it in process.
 
-    def __init__(self, *, buckets: tuple[float, ...] = DEFAULT_BUCKETS, max_routes: int = 500) -> None:
+    In multi-process mode a background thread publishes this process's counts, a forked child starts afresh
+    (counts and publisher of its own), and `close` (also run at interpreter exit) publishes a last time and hands
+    the counts to the retired totals. Clear the directory before a server starts if its counters should restart.
+
+    Args:
+        buckets: the duration histogram's upper bounds, in seconds.
+        max_routes: route templates kept apart; later ones fold into ``(other)``.
+        multiprocess_dir: a directory shared by all worker processes of one server; None reads
+            ``$OVERDRIVE_METRICS_DIR`` and, if that is unset too, keeps metrics to this process.
+        publish_interval: seconds between snapshots published to `multiprocess_dir`.
+
+    """
+
+    def __init__(
+        self,
+        *,
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
+        max_routes: int = 500,
+        multiprocess_dir: str | os.PathLike[str] | None = None,
+        publish_interval: float = 1.0,
+    ) -> None:
         if not buckets or list(buckets) != sorted(set(buckets)) or buckets[0] <= 0:
             msg = f"Histogram buckets must be positive, distinct and increasing, not {buckets!r}."
             raise ValueError(msg)
         self.buckets = buckets
         self.max_routes = max_routes
-        self.series: dict[tuple[str, str, str], _Series] = {}
+        self.series: dict[SeriesKey, _Series] = {}
         self.in_flight: dict[str, int] = {}
         self._routes: set[str] = set()
+        directory = multiprocess_dir if multiprocess_dir is not None else os.environ.get(METRICS_DIR_ENV) or None
+        self.multiprocess_dir = None if directory is None else Path(directory)
+        self.publish_interval = publish_interval
+        self._publisher: SnapshotPublisher | None = None
+        if self.multiprocess_dir is not None:
+            self._publish(SharedMetricsStore(self.multiprocess_dir, buckets=buckets))
+            os.register_at_fork(after_in_child=partial(_start_afresh, weakref.ref(self)))
+
+    def _publish(self, store: SharedMetricsStore) -> None:
+        take = partial(_copy_counts, self.buckets, self.series, self.in_flight)  # no reference to self: GC can run
+        publisher = SnapshotPublisher(store, take, interval=self.publish_interval)
+        weakref.finalize(self, publisher.close)
+        publisher.start()
+        self._publisher = publisher
+
+    def _forked(self) -> None:
+        """In a forked child: drop the parent's counts (the parent publishes those) and publish under a new name."""
+        self.series.clear()
+        self.in_flight.clear()
+        self._routes.clear()
+        if self._publisher is not None:
+            self._publish(self._publisher.store)
+
+    def snapshot(self) -> Snapshot:
+        """A copy of this process's counts (safe to take from another thread)."""
+        return _copy_counts(self.buckets, self.series, self.in_flight)
+
+    def close(self) -> None:
+        """In multi-process mode: publish a last time and fold this process's counts into the retired totals."""
+        if self._publisher is not None:
+            self._publisher.close()
 
     def label_method(self, method: str) -> str:
         """The method as a bounded label value."""
@@ -83,31 +146,51 @@ class RequestMetrics:
         return series
 
     def render(self, prefix: str = "http_server") -> str:
-        """The registry in the Prometheus text exposition format."""
-        lines = [
-            f"# HELP {prefix}_requests_in_flight HTTP requests being served.",
-            f"# TYPE {prefix}_requests_in_flight gauge",
-        ]
-        lines += [f'{prefix}_requests_in_flight{{method="{m}"}} {n}' for m, n in sorted(self.in_flight.items())]
-        name = f"{prefix}_request_duration_seconds"
-        lines += [
-            f"# HELP {name} Time from request start to the end of the application's response.",
-            f"# TYPE {name} histogram",
-        ]
-        seen: set[int] = set()
-        for (method, route, status), series in sorted(self.series.items()):
-            if id(series) in seen:
-                continue  # a folded route shares the "(other)" series
-            seen.add(id(series))
-            labels = f'method="{method}",route="{_escape(route)}",status="{status}"'
-            cumulative = 0
-            for bound, count in zip((*self.buckets, float("inf")), series.buckets, strict=True):
-                cumulative += count
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(f'{name}_bucket{{{labels},le="{le}"}} {cumulative}')
-            lines.append(f"{name}_sum{{{labels}}} {series.total!r}")
-            lines.append(f"{name}_count{{{labels}}} {series.count}")
-        return "\n".join(lines) + "\n"
+        """The registry in the Prometheus text exposition format (all workers' sums in multi-process mode)."""
+        if self._publisher is None:
+            return _render(self.snapshot(), prefix)
+        self._publisher.publish()  # this worker's latest counts, so no worker's scrape sees less than the last one
+        return _render(self._publisher.store.collect(), prefix)
+
+
+def _start_afresh(ref: weakref.ReferenceType[RequestMetrics]) -> None:
+    metrics = ref()
+    if metrics is not None:
+        metrics._forked()
+
+
+def _copy_counts(buckets: tuple[float, ...], series: dict[SeriesKey, _Series], in_flight: dict[str, int]) -> Snapshot:
+    # `list(...)` and `dict(...)` copy in one step under the GIL, so the event loop may record meanwhile.
+    totals: dict[SeriesKey, SeriesTotals] = {}
+    seen: set[int] = set()
+    for key, entry in list(series.items()):
+        if id(entry) not in seen:  # a folded route shares the "(other)" series
+            seen.add(id(entry))
+            totals[key] = SeriesTotals(list(entry.buckets), entry.total)
+    return Snapshot(buckets, dict(in_flight), totals)
+
+
+def _render(snapshot: Snapshot, prefix: str) -> str:
+    lines = [
+        f"# HELP {prefix}_requests_in_flight HTTP requests being served.",
+        f"# TYPE {prefix}_requests_in_flight gauge",
+    ]
+    lines += [f'{prefix}_requests_in_flight{{method="{m}"}} {n}' for m, n in sorted(snapshot.in_flight.items())]
+    name = f"{prefix}_request_duration_seconds"
+    lines += [
+        f"# HELP {name} Time from request start to the end of the application's response.",
+        f"# TYPE {name} histogram",
+    ]
+    bounds = [repr(bound) for bound in snapshot.buckets] + ["+Inf"]
+    for (method, route, status), totals in sorted(snapshot.series.items()):
+        labels = f'method="{method}",route="{_escape(route)}",status="{status}"'
+        cumulative = 0
+        for le, count in zip(bounds, totals.counts, strict=True):
+            cumulative += count
+            lines.append(f'{name}_bucket{{{labels},le="{le}"}} {cumulative}')
+        lines.append(f"{name}_sum{{{labels}}} {totals.total!r}")
+        lines.append(f"{name}_count{{{labels}}} {cumulative}")
+    return "\n".join(lines) + "\n"
 
 
 def _escape(value: str) -> str:

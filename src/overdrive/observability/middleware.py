@@ -7,6 +7,7 @@ Per-request state lives in a small responder object, never on the middleware.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -129,7 +130,8 @@ class ObservabilityMiddleware:
         return self._new_id()
 
     async def _exposition(self, send: Send) -> None:
-        body = self.metrics.render().encode()
+        render = self.metrics.render  # reads the workers' files in multi-process mode: off the event loop
+        body = (await asyncio.to_thread(render) if self.metrics.multiprocess_dir else render()).encode()
         headers = [
             (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
