@@ -15,10 +15,12 @@ With sqlakeyset side by side (--peers; it lives only in a benchmark venv, never 
 Every method goes through the same SQLAlchemy ORM session (sync for SQLite and psycopg, an `AsyncSession` for
 asyncpg) and returns the same 20 `Item` rows (checked before timing). Each round times every (ordering, page,
 method) for --calls calls (averaged), in a rotated order; reported is the median over the rounds of milliseconds per
-page, and each page's median against page 1 of the same method. Keyset calls take the position as the string a
-client would send back (our signed cursor, sqlakeyset's bookmark) and produce both links of the page. With --peers
-the script first prints what sqlakeyset does: the SQL both libraries send for page 25,000 and its plan, the warnings
-sqlakeyset raises, what it does with edited bookmarks, and its page after the last non-NULL row of a nullable key.
+page, wall-clock and this process's CPU (on a shared machine the CPU time is the steadier of the two; on PostgreSQL
+it leaves out the server's share), and each page's median against page 1 of the same method. Keyset calls take the
+position as the string a client would send back (our signed cursor, sqlakeyset's bookmark) and produce both links of
+the page. With --peers the script first prints what sqlakeyset does: the SQL both libraries send for page 25,000 and
+its plan, the warnings sqlakeyset raises, what it does with edited bookmarks, and its page after the last non-NULL
+row of a nullable key.
 """
 
 from __future__ import annotations
@@ -77,7 +79,19 @@ NULLABLE = "score ASC NULLS LAST, id (nullable)"
 Position = tuple[tuple[Any, ...] | None, str | None]  # sort-key values of the row before a page, our cursor for it
 Positions = dict[tuple[str, int], Position]
 Statements = dict[tuple[str, str], list[tuple[str, Any]]]
-Times = dict[tuple[str, int, str], list[float]]
+Times = dict[tuple[str, int, str], list[float]]  # (ordering, page, method): ms per call, one entry per round
+
+
+class Clocks:
+    """Wall-clock and client-CPU milliseconds per call of every case, one entry per round."""
+
+    def __init__(self, keys: Sequence[tuple[str, int, str]]) -> None:
+        self.wall: Times = {key: [] for key in keys}
+        self.cpu: Times = {key: [] for key in keys}
+
+    def add(self, key: tuple[str, int, str], wall: float, cpu: float, calls: int) -> None:
+        self.wall[key].append(wall / calls * 1000)
+        self.cpu[key].append(cpu / calls * 1000)
 
 
 def build_sqlite(path: Path, rows: int) -> None:
@@ -214,7 +228,7 @@ def async_calls(
     return calls
 
 
-def measure_sync(engine: sa.Engine, rounds: int, calls: int, peer: ModuleType | None) -> Times:
+def measure_sync(engine: sa.Engine, rounds: int, calls: int, peer: ModuleType | None) -> Clocks:
     log = StatementLog(engine)
     paginator = Paginator(secret=SECRET)
     cases: list[tuple[str, int, str, Callable[[], object]]] = []
@@ -234,21 +248,22 @@ def measure_sync(engine: sa.Engine, rounds: int, calls: int, peer: ModuleType | 
         log.close()
         if peer is not None:
             evidence(session, paginator, peer, marks, statements)
-        times: Times = {(n, p, m): [] for n, p, m, _ in cases}
+        clocks = Clocks([(n, p, m) for n, p, m, _ in cases])
         for round_ in range(rounds):
             shift = round_ % len(cases)
             for name, page, method, run in cases[shift:] + cases[:shift]:
-                elapsed = 0.0
+                wall = cpu = 0.0
                 for _ in range(calls):
                     session.expunge_all()
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     run()
-                    elapsed += time.perf_counter() - start
-                times[name, page, method].append(elapsed / calls * 1000)
-    return times
+                    wall += time.perf_counter() - start
+                    cpu += time.process_time() - start_cpu
+                clocks.add((name, page, method), wall, cpu, calls)
+    return clocks
 
 
-async def measure_async(engine: AsyncEngine, rounds: int, calls: int, peer: ModuleType | None) -> Times:
+async def measure_async(engine: AsyncEngine, rounds: int, calls: int, peer: ModuleType | None) -> Clocks:
     log = StatementLog(engine.sync_engine)
     paginator = Paginator(secret=SECRET)
     cases: list[tuple[str, int, str, Callable[[], Awaitable[object]]]] = []
@@ -268,19 +283,20 @@ async def measure_async(engine: AsyncEngine, rounds: int, calls: int, peer: Modu
         log.close()
         if peer is not None:
             await session.run_sync(evidence, paginator, peer, marks, statements)
-        times: Times = {(n, p, m): [] for n, p, m, _ in cases}
+        clocks = Clocks([(n, p, m) for n, p, m, _ in cases])
         for round_ in range(rounds):
             shift = round_ % len(cases)
             for name, page, method, run in cases[shift:] + cases[:shift]:
-                elapsed = 0.0
+                wall = cpu = 0.0
                 for _ in range(calls):
                     session.expunge_all()
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     await run()
-                    elapsed += time.perf_counter() - start
-                times[name, page, method].append(elapsed / calls * 1000)
+                    wall += time.perf_counter() - start
+                    cpu += time.process_time() - start_cpu
+                clocks.add((name, page, method), wall, cpu, calls)
     await engine.dispose()
-    return times
+    return clocks
 
 
 def plan(session: Session, statement: str, parameters: Any) -> str:
@@ -335,7 +351,8 @@ def evidence(session: Session, paginator: Paginator, peer: ModuleType, marks: Po
     )
 
 
-def report(times: Times, methods: Sequence[str]) -> None:
+def report(times: Times, methods: Sequence[str], clock: str) -> None:
+    print(f"\n{clock}, median over the rounds:\n")
     print("| ordering | method | page 1 ms | page 1,000 ms | page 25,000 ms | p1,000 / p1 | p25,000 / p1 |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name in QUERIES:
@@ -345,7 +362,7 @@ def report(times: Times, methods: Sequence[str]) -> None:
             print(f"| {name} | {method} | {cells} | {medians[1] / medians[0]:.2f}x | {medians[2] / medians[0]:.2f}x |")
     if "sqlakeyset" not in methods:
         return
-    print("\nsqlakeyset / overdrive, median of per-round ratios:\n")
+    print(f"\nsqlakeyset / overdrive, {clock}, median of per-round ratios:\n")
     print("| ordering | page 1 | page 1,000 | page 25,000 |\n|---|---:|---:|---:|")
     for name in QUERIES:
         ratios = [
@@ -396,17 +413,20 @@ def main() -> None:
         url = urlunsplit(urlsplit(server)._replace(scheme=f"postgresql+{driver}", path="/keyset_bench"))
     if driver == "asyncpg":
         async_engine = create_async_engine(url)
-        times = asyncio.run(measure_async(async_engine, args.rounds, args.calls, peer))
+        clocks = asyncio.run(measure_async(async_engine, args.rounds, args.calls, peer))
         engine = async_engine.sync_engine
     else:
         engine = sa.create_engine(url)
-        times = measure_sync(engine, args.rounds, args.calls, peer)
+        clocks = measure_sync(engine, args.rounds, args.calls, peer)
         engine.dispose()
     print(
         f"{versions(driver, engine, peer)}, {args.rows:,} rows, {PAGE} per page, "
         f"median of {args.rounds} rounds of {args.calls} calls"
     )
-    report(times, ("OFFSET", "overdrive", "sqlakeyset") if peer else ("OFFSET", "overdrive"))
+    methods = ("OFFSET", "overdrive", "sqlakeyset") if peer else ("OFFSET", "overdrive")
+    report(clocks.wall, methods, "wall-clock ms per page")
+    # CPU of this process only: all of the work on SQLite, the client's share on PostgreSQL.
+    report(clocks.cpu, methods, "client CPU ms per page")
 
 
 if __name__ == "__main__":
