@@ -326,6 +326,8 @@ def evidence(session: Session, paginator: Paginator, peer: ModuleType, marks: Po
                 print(f"- {method} SQL: {oneline(statement)}  params={parameters}")
                 print(f"  plan: {plan(session, statement, parameters)}")
         print(f"- sqlakeyset warnings: {peer.warnings_for(session, query) or 'none'}")
+    bare = sa.select(Item).order_by(Item.score.nulls_last(), Item.id)
+    print(f"- sqlakeyset, page 1 ordered by score.nulls_last() without asc(): {peer.bare_nulls_last(session, bare)}")
     first, other = QUERIES["created ASC, id ASC"], QUERIES["created DESC, id ASC"]
     values, cursor = marks["created ASC, id ASC", 1_000]
     print("\n| crafted position (page 1,000, created ASC, id ASC) | sqlakeyset | overdrive |\n|---|---|---|")

@@ -67,6 +67,13 @@ def warnings_for(session: Session, query: sa.Select[Any]) -> list[str]:
     return sorted({str(w.message).split(". ")[0] for w in caught})
 
 
+def bare_nulls_last(session: Session, query: sa.Select[Any]) -> str:
+    """What sqlakeyset does with page 1 of ``query`` when a key says ``nulls_last()`` without ``asc()``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _outcome(session, lambda: sqlakeyset.select_page(session, query, per_page=PAGE))
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """A crafted position handed to both libraries, and what each did with it."""
