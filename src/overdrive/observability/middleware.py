@@ -1,7 +1,8 @@
-"""Pure ASGI middleware: RED metrics per route template, request IDs, and Server-Timing.
+"""Pure ASGI middleware: RED metrics per route template, request IDs, Server-Timing and the access log.
 
-One class, `ObservabilityMiddleware`, does the three jobs in one pass, because each needs the same two moments
-(request start, response start) and wrapping three middlewares would pay for three `send` wrappers per request.
+One class, `ObservabilityMiddleware`, does these jobs in one pass, because each needs the same two moments
+(request start, response start) and wrapping one middleware per job would pay for a `send` wrapper each per
+request; the request id and route template are computed once and shared by all of them.
 Per-request state lives in a small responder object, never on the middleware.
 """
 
@@ -19,6 +20,7 @@ from overdrive.observability.metrics import UNMATCHED_ROUTE, RequestMetrics
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from overdrive.observability.access import AccessLog
     from overdrive.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["REQUEST_ID_HEADER", "ObservabilityMiddleware", "route_template"]
@@ -28,10 +30,11 @@ _VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's template (Starlette and FastAPI put the route in the scope), or ``(unmatched)``."""
+    """The matched route's template (from Starlette's and FastAPI's route, or Litestar's), or ``(unmatched)``."""
     route: Any = scope.get("route")
     if route is None:
-        return UNMATCHED_ROUTE
+        template = scope.get("path_template")  # Litestar
+        return template if isinstance(template, str) else UNMATCHED_ROUTE
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template if isinstance(template, str) else UNMATCHED_ROUTE
 
@@ -50,9 +53,9 @@ def _id_source() -> Callable[[], bytes]:
 
 
 class _Responder:
-    """One request's view: its start time, status, request id; wraps `send` to add headers."""
+    """One request's view: its start time, status, request id, body bytes sent; wraps `send` to add headers."""
 
-    __slots__ = ("middleware", "request_id", "send", "started", "status")
+    __slots__ = ("middleware", "request_id", "send", "sent", "started", "status")
 
     def __init__(self, middleware: ObservabilityMiddleware, send: Send, request_id: bytes) -> None:
         self.middleware = middleware
@@ -60,9 +63,12 @@ class _Responder:
         self.request_id = request_id
         self.started = perf_counter()
         self.status = 500
+        self.sent = 0
 
     async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
+        if message["type"] == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        elif message["type"] == "http.response.start":
             self.status = message["status"]
             # The message is ours to amend (the app built it for this call); copy headers only if not a list.
             headers = message.get("headers")
@@ -85,6 +91,8 @@ class ObservabilityMiddleware:
         server_timing: add ``Server-Timing: app;dur=<ms>`` to responses.
         trust_request_id: accept a well-formed incoming ``X-Request-ID`` (1-128 of ``A-Za-z0-9._:-``) instead of
             generating one; a malformed one is replaced, never echoed.
+        access_log: write one access line per request and bind the request's log context (request id, method,
+            path, route) for every line logged while it runs; see `overdrive.observability.logs`.
 
     """
 
@@ -96,12 +104,14 @@ class ObservabilityMiddleware:
         metrics_path: str | None = "/metrics",
         server_timing: bool = True,
         trust_request_id: bool = True,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.metrics_path = metrics_path
         self.server_timing = server_timing
         self.trust_request_id = trust_request_id
+        self.access_log = access_log
         self._new_id = _id_source()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,12 +125,22 @@ class ObservabilityMiddleware:
         metrics = self.metrics
         method = metrics.label_method(scope["method"])
         responder = _Responder(self, send, self._request_id(scope))
-        scope.setdefault("state", {})["request_id"] = responder.request_id.decode()
+        request_id = scope.setdefault("state", {})["request_id"] = responder.request_id.decode()
+        access = self.access_log
+        outer = access.start(scope, request_id, route_template) if access is not None else {}
         metrics.started(method)
+        error: Exception | None = None
         try:
             await self.app(scope, receive, responder)
+        except Exception as exc:
+            error = exc
+            raise
         finally:
-            metrics.finished(method, route_template(scope), responder.status, perf_counter() - responder.started)
+            route, seconds = route_template(scope), perf_counter() - responder.started
+            metrics.finished(method, route, responder.status, seconds)
+            if access is not None:
+                status, sent = responder.status, responder.sent
+                access.finish(scope, outer, route=route, status=status, seconds=seconds, sent=sent, error=error)
 
     def _request_id(self, scope: Scope) -> bytes:
         if self.trust_request_id:

@@ -1,0 +1,150 @@
+"""A bounded buffer of rendered log lines, written to a sink by one background thread.
+
+Callers (the event loop, or any thread logging through the stdlib bridge) only append to a deque: no lock, no
+syscall, no wait. When the buffer holds `capacity` lines the new line is dropped and counted instead; the writer
+reports the count in the output as soon as the sink accepts writes again. Ordering among lines is preserved.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from time import monotonic, sleep
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["BackgroundWriter", "Sink"]
+
+_BATCH = 512  # lines joined into one write: fewer syscalls when the loop logs in bursts
+_RETRY_AFTER = 0.05  # seconds between attempts while the sink raises
+_IDLE_WAIT = 0.5  # seconds an idle writer sleeps between checks, in case a wake-up raced
+
+
+class Sink(Protocol):
+    """Where log lines end up: a binary file, a pipe, a socket wrapper."""
+
+    def write(self, data: bytes, /) -> object:
+        """Write all of `data` (may block: only the writer thread calls it)."""
+
+    def flush(self) -> object:
+        """Push buffered bytes to the operating system."""
+
+
+class BackgroundWriter:
+    """Owns the buffer and the thread that drains it into a sink.
+
+    Args:
+        sink: where lines go; written and flushed by the writer thread only.
+        capacity: lines the buffer holds before new ones are dropped.
+        report_drops: renders the line announcing how many lines were dropped since the last report.
+
+    """
+
+    def __init__(self, sink: Sink, *, capacity: int, report_drops: Callable[[int], bytes]) -> None:
+        if capacity < 1:
+            msg = f"The log buffer needs room for at least one line, not {capacity}."
+            raise ValueError(msg)
+        self.sink = sink
+        self.capacity = capacity
+        self.dropped = 0
+        self.sink_errors = 0
+        self._report_drops = report_drops
+        self._reported = 0
+        self._lines: deque[bytes | threading.Event] = deque()
+        self._drop_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = False
+        self._closed = False
+        # A daemon thread, so a sink stalled forever cannot keep the process from exiting.
+        self._thread = threading.Thread(target=self._run, name="overdrive-log-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called (later lines are dropped and counted)."""
+        return self._closed
+
+    def put(self, line: bytes) -> None:
+        """Queue one line; never blocks. Drops and counts it when the buffer is full or closed."""
+        lines = self._lines
+        if len(lines) >= self.capacity or self._closed:
+            self._drop(1)
+            return
+        lines.append(line)
+        if self._idle:
+            self._wake.set()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for every line queued so far to reach the sink; True if it did."""
+        if not self._thread.is_alive():
+            return not self._lines
+        done = threading.Event()
+        self._lines.append(done)
+        self._wake.set()
+        return done.wait(timeout)
+
+    def close(self, timeout: float) -> bool:
+        """Stop accepting lines, write what is queued (for at most `timeout` s) and stop the thread."""
+        if self._closed:
+            return not self._lines
+        deadline = monotonic() + timeout
+        self._closed = True
+        flushed = self.flush(timeout)
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - monotonic()))
+        return flushed and not self._thread.is_alive()
+
+    def _drop(self, count: int) -> None:
+        with self._drop_lock:  # the slow path only; `+=` alone could lose counts between threads
+            self.dropped += count
+
+    def _run(self) -> None:
+        lines = self._lines
+        while True:
+            if lines or (self.dropped != self._reported and not self._closed):
+                self._drain_batch()
+            elif self._closed:
+                self._drain_batch()  # one last chance to report drops
+                return
+            else:
+                self._idle = True
+                if not lines:  # a line appended before `_idle` was set would not have woken us
+                    self._wake.wait(_IDLE_WAIT)
+                    self._wake.clear()
+                self._idle = False
+
+    def _drain_batch(self) -> None:
+        lines = self._lines
+        batch: list[bytes] = []
+        markers: list[threading.Event] = []
+        while lines and len(batch) < _BATCH:
+            item = lines.popleft()
+            if isinstance(item, bytes):
+                batch.append(item)
+            else:
+                markers.append(item)
+                break  # a flush marker: everything queued before it is in this batch
+        lost = len(batch)
+        dropped = self.dropped
+        if dropped > self._reported:
+            batch.append(self._report_drops(dropped - self._reported))
+        if self._write(batch):
+            self._reported = dropped
+        else:
+            self._drop(lost)
+            sleep(_RETRY_AFTER)  # a failing sink is not retried in a busy loop
+        for marker in markers:
+            marker.set()
+
+    def _write(self, batch: list[bytes]) -> bool:
+        if not batch:
+            return True
+        try:
+            self.sink.write(b"".join(batch))
+            self.sink.flush()
+        except Exception:  # noqa: BLE001 -- a broken sink must not kill the writer; the loss is counted
+            self.sink_errors += 1
+            return False
+        return True

@@ -1,0 +1,119 @@
+"""`instrument_app`: the standard observability stack on an app in one line.
+
+Order, outermost first: the lifespan hook that flushes the logs on shutdown; `ObservabilityMiddleware` (metrics,
+request id, Server-Timing, access log and log context), so it times and counts everything inside it; then the
+`inner` middleware (the place for the HTTP cache and compression, whose cost should show in the metrics); then
+the app.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+
+from overdrive.observability.access import AccessLog
+from overdrive.observability.logs import FlushLogsOnShutdown, StructuredLogs, configure_logging
+from overdrive.observability.metrics import RequestMetrics
+from overdrive.observability.middleware import ObservabilityMiddleware
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from overdrive.types import ASGIApp
+
+__all__ = ["Middleware", "instrument_app"]
+
+Middleware = tuple[type[Any], dict[str, Any]]
+"""A middleware class and its keyword options, as Starlette's ``Middleware(cls, **options)`` holds them."""
+
+
+class _MiddlewareHost(Protocol):
+    """An app that takes middleware itself (Starlette, FastAPI)."""
+
+    def add_middleware(self, middleware_class: Any, /, *args: Any, **kwargs: Any) -> None: ...
+
+
+Host = TypeVar("Host", bound=_MiddlewareHost)
+
+
+@overload
+def instrument_app(
+    app: Host,
+    *,
+    metrics: RequestMetrics | None = ...,
+    logs: StructuredLogs | None = ...,
+    access_log: bool = ...,
+    server_timing: bool = ...,
+    metrics_path: str | None = ...,
+    trust_request_id: bool = ...,
+    inner: Sequence[Middleware] = ...,
+) -> Host: ...
+
+
+@overload
+def instrument_app(
+    app: ASGIApp,
+    *,
+    metrics: RequestMetrics | None = ...,
+    logs: StructuredLogs | None = ...,
+    access_log: bool = ...,
+    server_timing: bool = ...,
+    metrics_path: str | None = ...,
+    trust_request_id: bool = ...,
+    inner: Sequence[Middleware] = ...,
+) -> ASGIApp: ...
+
+
+def instrument_app(
+    app: Any,
+    *,
+    metrics: RequestMetrics | None = None,
+    logs: StructuredLogs | None = None,
+    access_log: bool = True,
+    server_timing: bool = True,
+    metrics_path: str | None = "/metrics",
+    trust_request_id: bool = True,
+    inner: Sequence[Middleware] = (),
+) -> Any:
+    """Add metrics, request ids, Server-Timing and the access log to an ASGI app, with safe defaults.
+
+    A Starlette or FastAPI app is instrumented in place (through ``add_middleware``, before it serves) and
+    returned; any other ASGI app (Litestar, a bare callable) is returned wrapped: serve the returned object.
+
+    Args:
+        app: the ASGI application.
+        metrics: the registry to record into; a new one by default.
+        logs: the logs the access log goes to; by default, JSON lines on stdout (`configure_logging()`), only if
+            `access_log` is on. The lifespan hook closes them on shutdown.
+        access_log: write one line per request and bind the request's log context.
+        server_timing: add ``Server-Timing: app;dur=<ms>``.
+        metrics_path: where the Prometheus exposition is served (None: nowhere).
+        trust_request_id: keep a well-formed incoming ``X-Request-ID``.
+        inner: middleware run inside the observability layer (first listed is outermost); the extension point
+            for the HTTP cache and compression.
+
+    Returns:
+        The app to serve: `app` itself when it was instrumented in place.
+
+    """
+    if logs is None and access_log:
+        logs = configure_logging()
+    stack: list[Middleware] = []
+    if logs is not None:
+        stack.append((FlushLogsOnShutdown, {"logs": logs}))
+    options = {
+        "metrics": metrics if metrics is not None else RequestMetrics(),
+        "metrics_path": metrics_path,
+        "server_timing": server_timing,
+        "trust_request_id": trust_request_id,
+        "access_log": AccessLog() if access_log else None,
+    }
+    stack.append((ObservabilityMiddleware, options))
+    stack.extend(inner)
+    add_middleware: Callable[..., None] | None = getattr(app, "add_middleware", None)
+    if add_middleware is not None:
+        for cls, kwargs in reversed(stack):  # each call wraps the previous ones
+            add_middleware(cls, **kwargs)
+        return app
+    for cls, kwargs in reversed(stack):
+        app = cls(app, **kwargs)
+    return app
