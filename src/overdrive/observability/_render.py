@@ -62,7 +62,7 @@ def _sanitized(event_dict: Mapping[Any, Any]) -> dict[str, object]:
         try:
             orjson.dumps(value, default=_default, option=_OPTIONS)
         except TypeError:
-            clean[name] = safe_repr(value)
+            clean[name] = _valid_text(value) if isinstance(value, str) else safe_repr(value)
         else:
             clean[name] = value
     return clean

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["FlushLogsOnShutdown", "Sink", "StructuredLogs", "configure_logging"]
 
 DROPS_EVENT: Final = "log lines dropped"
+# What every LogRecord carries; anything else on a record came from `extra=` and becomes a field.
+_RECORD_ATTRIBUTES: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 def configure_logging(
@@ -71,6 +73,9 @@ def configure_logging(
             msg = f"Unknown log level {level!r}; use a logging level or its name, such as 'info'."
             raise ValueError(msg)
         level = named
+    if capacity < 1:
+        msg = f"The log buffer needs room for at least one line, not {capacity}."
+        raise ValueError(msg)
     previous = structlog.get_config()["logger_factory"]
     if isinstance(previous, _QueueLoggerFactory):
         previous.owner.close()
@@ -245,6 +250,9 @@ class _StdlibBridge(logging.Handler):
         except Exception:  # noqa: BLE001 -- a bad %-format in a third-party call must not raise here
             message = f"{record.msg!r} % {record.args!r}"
         event: EventDict = {"level": record.levelname.lower(), "logger": record.name, "event": message}
+        for name, value in vars(record).items():
+            if name not in _RECORD_ATTRIBUTES:
+                event[name] = value
         if record.exc_info:
             event["exc_info"] = record.exc_info
         self.logs.write(event)
