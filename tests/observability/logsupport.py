@@ -24,8 +24,8 @@ class StallablePipe:
 
     def __init__(self) -> None:
         read_fd, write_fd = os.pipe()
-        self.sink = open(write_fd, "wb", buffering=0)  # noqa: SIM115 -- closed in close()
-        self._source = open(read_fd, "rb", buffering=0)  # noqa: SIM115 -- closed by the reader thread
+        self.sink = os.fdopen(write_fd, "wb", buffering=0)
+        self._source = os.fdopen(read_fd, "rb", buffering=0)
         self._running = threading.Event()
         self._running.set()
         self._chunks: list[bytes] = []

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import structlog
 from structlog.contextvars import bound_contextvars
+from structlog.typing import EventDict, WrappedLogger
 
 from overdrive.observability import FlushLogsOnShutdown, StructuredLogs, configure_logging
 from overdrive.observability._render import Deferred
@@ -71,7 +72,7 @@ class TestJSONLines:
         assert "request_id" not in outside
 
     def test_extra_processors_run_before_rendering(self, log_path: Path) -> None:
-        def add_service(logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        def add_service(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
             event_dict["service"] = "shop"
             return event_dict
 
@@ -96,7 +97,7 @@ class TestStdlibBridge:
 
     def test_exceptions_are_rendered_with_their_traceback(self, logs: StructuredLogs, log_path: Path) -> None:
         try:
-            _ = {}["missing"]
+            _ = dict[str, int]()["missing"]
         except KeyError:
             logging.getLogger("lib").exception("lookup failed")
             structlog.get_logger().exception("lookup failed again")

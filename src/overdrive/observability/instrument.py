@@ -16,7 +16,7 @@ from overdrive.observability.metrics import RequestMetrics
 from overdrive.observability.middleware import ObservabilityMiddleware
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from overdrive.types import ASGIApp
 
@@ -51,7 +51,7 @@ def instrument_app(
 
 @overload
 def instrument_app(
-    app: ASGIApp,
+    app: Callable[..., Awaitable[None]],
     *,
     metrics: RequestMetrics | None = ...,
     logs: StructuredLogs | None = ...,

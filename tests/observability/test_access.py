@@ -1,0 +1,178 @@
+"""The access log and request log context, through ObservabilityMiddleware on real Starlette apps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from structlog.contextvars import bind_contextvars, bound_contextvars, get_contextvars
+
+from overdrive.observability import AccessLog, ObservabilityMiddleware, RequestMetrics, StructuredLogs
+from overdrive.observability.access import ACCESS_EVENT
+from overdrive.observability.logs import configure_logging
+from tests.observability.logsupport import read_lines
+
+pytestmark = pytest.mark.anyio
+
+
+async def _item(request: Request) -> Response:
+    structlog.get_logger().info("loading item", item=request.path_params["item_id"])
+    logging.getLogger("shop.db").info("query ran")
+    bind_contextvars(user_id=42)
+    return PlainTextResponse("item " + str(request.path_params["item_id"]))
+
+
+async def _boom(request: Request) -> Response:
+    msg = "boom"
+    raise RuntimeError(msg)
+
+
+async def _streamed(request: Request) -> Response:
+    async def chunks() -> Any:
+        for _ in range(3):
+            yield b"x" * 1000
+
+    from starlette.responses import StreamingResponse
+
+    return StreamingResponse(chunks())
+
+
+def _app(**options: Any) -> ObservabilityMiddleware:
+    app = Starlette(routes=[Route("/items/{item_id:int}", _item), Route("/boom", _boom), Route("/stream", _streamed)])
+    return ObservabilityMiddleware(app, metrics=RequestMetrics(), access_log=AccessLog(), **options)
+
+
+def _client(app: object) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("203.0.113.9", 50000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    return tmp_path / "access.log"
+
+
+@pytest.fixture
+def logs(log_path: Path) -> Iterator[StructuredLogs]:
+    with configure_logging(log_path) as configured:
+        yield configured
+
+
+def _lines(logs: StructuredLogs, path: Path) -> list[dict[str, Any]]:
+    """The lines the server side wrote (httpx, the client, logs its requests through the stdlib bridge too)."""
+    assert logs.flush(5)
+    return [line for line in read_lines(path) if line.get("logger") != "httpx"]
+
+
+def _access(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if line.get("logger") == "overdrive.access"]
+
+
+class TestAccessLines:
+    async def test_one_line_per_request_with_the_request_facts(self, logs: StructuredLogs, log_path: Path) -> None:
+        async with _client(_app()) as client:
+            ok = await client.get("/items/7")
+            missing = await client.get("/nowhere")
+            stream = await client.get("/stream")
+        access = _access(_lines(logs, log_path))
+        assert [(line["method"], line["route"], line["path"], line["status"]) for line in access] == [
+            ("GET", "/items/{item_id}", "/items/7", 200),
+            ("GET", "(unmatched)", "/nowhere", 404),
+            ("GET", "/stream", "/stream", 200),
+        ]
+        assert [line["request_id"] for line in access] == [
+            response.headers["x-request-id"] for response in (ok, missing, stream)
+        ]
+        assert [line["bytes_sent"] for line in access] == [len(ok.content), len(missing.content), 3000]
+        assert all(line["client"] == "203.0.113.9" for line in access)
+        assert all(line["event"] == ACCESS_EVENT and line["level"] == "info" for line in access)
+        assert all(0 <= line["duration_ms"] < 5_000 for line in access)
+
+    async def test_an_exception_from_the_app_is_logged_as_a_5xx_with_its_traceback(
+        self, logs: StructuredLogs, log_path: Path
+    ) -> None:
+        async with _client(_app()) as client:
+            response = await client.get("/boom")
+        assert response.status_code == 500
+        (line,) = _access(_lines(logs, log_path))
+        assert (line["route"], line["status"], line["level"]) == ("/boom", 500, "error")
+        assert "RuntimeError: boom" in line["exception"]
+
+    async def test_an_exception_from_a_bare_asgi_app_is_logged(self, logs: StructuredLogs, log_path: Path) -> None:
+        async def bare(scope: Any, receive: Any, send: Any) -> None:
+            msg = "bare failure"
+            raise ValueError(msg)
+
+        app = ObservabilityMiddleware(bare, metrics=RequestMetrics(), access_log=AccessLog())
+        async with _client(app) as client:
+            response = await client.get("/anything")
+        assert response.status_code == 500, "httpx's transport answers 500 for the raised exception"
+        (line,) = _access(_lines(logs, log_path))
+        assert (line["status"], line["route"], line["bytes_sent"]) == (500, "(unmatched)", 0)
+        assert "ValueError: bare failure" in line["exception"]
+
+    async def test_a_5xx_response_is_logged_at_the_error_level(self, logs: StructuredLogs, log_path: Path) -> None:
+        async def unavailable(scope: Any, receive: Any, send: Any) -> None:
+            await PlainTextResponse("down", status_code=503)(scope, receive, send)
+
+        app = ObservabilityMiddleware(unavailable, metrics=RequestMetrics(), access_log=AccessLog())
+        async with _client(app) as client:
+            await client.get("/")
+        (line,) = _access(_lines(logs, log_path))
+        assert (line["status"], line["level"]) == (503, "error")
+        assert "exception" not in line
+
+    async def test_without_an_access_log_nothing_is_written(self, logs: StructuredLogs, log_path: Path) -> None:
+        app = ObservabilityMiddleware(Starlette(), metrics=RequestMetrics())
+        async with _client(app) as client:
+            await client.get("/")
+        assert _lines(logs, log_path) == []
+
+
+class TestRequestContext:
+    async def test_app_lines_carry_the_request_id_route_and_method(self, logs: StructuredLogs, log_path: Path) -> None:
+        async with _client(_app()) as client:
+            response = await client.get("/items/3", headers={"X-Request-ID": "req-abc"})
+        assert response.headers["x-request-id"] == "req-abc"
+        app_line, stdlib_line, access_line = _lines(logs, log_path)
+        for line in (app_line, stdlib_line, access_line):
+            assert (line["request_id"], line["route"], line["method"]) == ("req-abc", "/items/{item_id}", "GET")
+        assert app_line["event"] == "loading item"
+        assert stdlib_line["logger"] == "shop.db"
+
+    async def test_fields_bound_by_the_app_reach_the_access_line_and_end_with_the_request(
+        self, logs: StructuredLogs, log_path: Path
+    ) -> None:
+        with bound_contextvars(deployment="blue"):
+            async with _client(_app()) as client:
+                await client.get("/items/1")
+                await client.get("/nowhere")
+            assert get_contextvars() == {"deployment": "blue"}, "the outer context is put back as it was"
+        first, second = _access(_lines(logs, log_path))
+        assert first["user_id"] == 42
+        assert "user_id" not in second, "one request's fields do not leak into the next"
+        assert first["deployment"] == second["deployment"] == "blue"
+
+    async def test_the_request_id_is_shared_with_the_app(self, logs: StructuredLogs, log_path: Path) -> None:
+        seen: list[str] = []
+
+        async def endpoint(request: Request) -> Response:
+            seen.append(request.scope["state"]["request_id"])
+            return PlainTextResponse("ok")
+
+        app = ObservabilityMiddleware(
+            Starlette(routes=[Route("/", endpoint)]), metrics=RequestMetrics(), access_log=AccessLog()
+        )
+        async with _client(app) as client:
+            response = await client.get("/")
+        (line,) = _access(_lines(logs, log_path))
+        assert seen == [line["request_id"]] == [response.headers["x-request-id"]]
