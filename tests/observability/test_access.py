@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from structlog.contextvars import bind_contextvars, bound_contextvars, get_contextvars
+from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
 
 from overdrive.observability import AccessLog, ObservabilityMiddleware, RequestMetrics, StructuredLogs
 from overdrive.observability.access import ACCESS_EVENT
@@ -161,6 +161,26 @@ class TestRequestContext:
         assert first["user_id"] == 42
         assert "user_id" not in second, "one request's fields do not leak into the next"
         assert first["deployment"] == second["deployment"] == "blue"
+
+    async def test_the_access_line_keeps_its_facts_when_the_app_clears_the_context(
+        self, logs: StructuredLogs, log_path: Path
+    ) -> None:
+        async def forgetful(request: Request) -> Response:
+            clear_contextvars()
+            return PlainTextResponse("ok")
+
+        app = ObservabilityMiddleware(
+            Starlette(routes=[Route("/f", forgetful)]), metrics=RequestMetrics(), access_log=AccessLog()
+        )
+        async with _client(app) as client:
+            response = await client.get("/f")
+        (line,) = _access(_lines(logs, log_path))
+        assert (line["request_id"], line["method"], line["path"], line["route"]) == (
+            response.headers["x-request-id"],
+            "GET",
+            "/f",
+            "/f",
+        )
 
     async def test_the_request_id_is_shared_with_the_app(self, logs: StructuredLogs, log_path: Path) -> None:
         seen: list[str] = []

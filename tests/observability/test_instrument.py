@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 import overdrive
 from overdrive.observability import RequestMetrics, StructuredLogs, configure_logging, instrument_app
-from overdrive.observability.logs import FlushLogsOnShutdown
+from overdrive.observability.logs import FlushLogsOnShutdown, active_logs
 from overdrive.types import ASGIApp, Receive, Scope, Send
 from tests.observability.logsupport import read_lines
 
@@ -175,8 +175,17 @@ class TestComposition:
         lines = [json.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
         access = [line for line in lines if line.get("logger") == "overdrive.access"]
         assert [line["path"] for line in access] == ["/users/9"]
-        factory = structlog.get_config()["logger_factory"]
-        assert type(factory).__name__ != "_QueueLoggerFactory", "shutdown closed and unconfigured the logs"
+        assert active_logs() is None, "shutdown closed and unconfigured the logs"
+
+    async def test_an_active_configuration_is_used_rather_than_replaced(self, log_path: Path) -> None:
+        with configure_logging(log_path) as logs:
+            api = instrument_app(_fastapi())
+            async with _client(api) as client:
+                await client.get("/users/4")
+            assert active_logs() is logs
+            assert [line["path"] for line in _access(logs, log_path)] == ["/users/4"]
+            assert await _lifespan(api) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+            assert active_logs() is None, "the lifespan hook closed it"
 
     async def test_no_access_log_means_no_logging_configuration(self) -> None:
         before = structlog.get_config()

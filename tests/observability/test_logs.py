@@ -221,7 +221,11 @@ class TestOffTheEventLoop:
         assert logs.close(5), "everything queued was written once the sink recovered"
         lines = pipe.close()
 
-        assert max(lags) < 0.05, f"the event loop stalled for {max(lags) * 1000:.1f} ms"
+        # Writing on the loop would show one ~1 s lag. The bounds leave room for a busy shared machine descheduling
+        # the process now and then (the strict figures are the benchmark's job).
+        lags.sort()
+        assert lags[int(len(lags) * 0.99)] < 0.05, f"p99 loop lag {lags[int(len(lags) * 0.99)] * 1000:.1f} ms"
+        assert lags[-1] < 0.3, f"the event loop stalled for {lags[-1] * 1000:.1f} ms"
         assert dropped_while_stalled > 0, "the buffer filled while the sink was stalled"
         ticks = [line for line in lines if line["event"] == "tick"]
         reports = [line for line in lines if line["event"] == DROPS_EVENT]

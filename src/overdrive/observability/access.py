@@ -51,6 +51,7 @@ class AccessLog:
         self,
         scope: Scope,
         outer: dict[str, Any],
+        request_id: str,
         *,
         route: str,
         status: int,
@@ -60,7 +61,10 @@ class AccessLog:
     ) -> None:
         """Write the access line and restore the context from before the request."""
         client = scope.get("client")
-        fields: dict[str, Any] = {
+        fields: dict[str, Any] = {  # the context holds most of these, unless the app cleared it
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),

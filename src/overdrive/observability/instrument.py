@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from overdrive.observability.access import AccessLog
-from overdrive.observability.logs import FlushLogsOnShutdown, StructuredLogs, configure_logging
+from overdrive.observability.logs import FlushLogsOnShutdown, StructuredLogs, active_logs, configure_logging
 from overdrive.observability.metrics import RequestMetrics
 from overdrive.observability.middleware import ObservabilityMiddleware
 
@@ -82,8 +82,8 @@ def instrument_app(
     Args:
         app: the ASGI application.
         metrics: the registry to record into; a new one by default.
-        logs: the logs the access log goes to; by default, JSON lines on stdout (`configure_logging()`), only if
-            `access_log` is on. The lifespan hook closes them on shutdown.
+        logs: the logs the lifespan hook closes on shutdown; by default the active `configure_logging`
+            configuration, else (only if `access_log` is on) a new one writing JSON lines to stdout.
         access_log: write one line per request and bind the request's log context.
         server_timing: add ``Server-Timing: app;dur=<ms>``.
         metrics_path: where the Prometheus exposition is served (None: nowhere).
@@ -96,7 +96,7 @@ def instrument_app(
 
     """
     if logs is None and access_log:
-        logs = configure_logging()
+        logs = active_logs() or configure_logging()
     stack: list[Middleware] = []
     if logs is not None:
         stack.append((FlushLogsOnShutdown, {"logs": logs}))

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from overdrive.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["FlushLogsOnShutdown", "Sink", "StructuredLogs", "configure_logging"]
+__all__ = ["FlushLogsOnShutdown", "Sink", "StructuredLogs", "active_logs", "configure_logging"]
 
 DROPS_EVENT: Final = "log lines dropped"
 # What every LogRecord carries; anything else on a record came from `extra=` and becomes a field.
@@ -76,9 +76,9 @@ def configure_logging(
     if capacity < 1:
         msg = f"The log buffer needs room for at least one line, not {capacity}."
         raise ValueError(msg)
-    previous = structlog.get_config()["logger_factory"]
-    if isinstance(previous, _QueueLoggerFactory):
-        previous.owner.close()
+    previous = active_logs()
+    if previous is not None:
+        previous.close()
     return StructuredLogs(
         sink,
         level=level,
@@ -88,6 +88,12 @@ def configure_logging(
         capture_stdlib=capture_stdlib,
         cache_loggers=cache_loggers,
     )
+
+
+def active_logs() -> StructuredLogs | None:
+    """The configuration `configure_logging` made that structlog currently uses, if any."""
+    factory = structlog.get_config()["logger_factory"]
+    return factory.owner if isinstance(factory, _QueueLoggerFactory) else None
 
 
 class StructuredLogs:
@@ -160,7 +166,7 @@ class StructuredLogs:
         if self._bridge is not None:
             logging.root.removeHandler(self._bridge)
             logging.root.setLevel(self._root_level)
-        if isinstance(structlog.get_config()["logger_factory"], _QueueLoggerFactory):
+        if active_logs() is self:
             structlog.configure(**self._previous)
         done = self.writer.close(self.flush_timeout if timeout is None else timeout)
         if self._owned is not None and done:

@@ -140,7 +140,9 @@ class ObservabilityMiddleware:
             metrics.finished(method, route, responder.status, seconds)
             if access is not None:
                 status, sent = responder.status, responder.sent
-                access.finish(scope, outer, route=route, status=status, seconds=seconds, sent=sent, error=error)
+                access.finish(
+                    scope, outer, request_id, route=route, status=status, seconds=seconds, sent=sent, error=error
+                )
 
     def _request_id(self, scope: Scope) -> bytes:
         if self.trust_request_id:
