@@ -265,6 +265,34 @@ class TestOffTheEventLoop:
         assert events == [("kept", None), (DROPS_EVENT, 10)]
 
 
+class TestWrites:
+    def test_a_sink_that_takes_part_of_each_write_still_gets_every_byte(self, log_path: Path) -> None:
+        class Trickle:
+            def __init__(self) -> None:
+                self.file = log_path.open("ab")
+
+            def write(self, data: bytes) -> int:
+                return self.file.write(data[:100])
+
+            def flush(self) -> None:
+                self.file.flush()
+
+        sink = Trickle()
+        with configure_logging(sink) as logs:
+            for n in range(200):
+                structlog.get_logger().info("trickled", n=n, padding="y" * 50)
+        sink.file.close()
+        assert [line["n"] for line in read_lines(log_path)] == list(range(200))
+        assert logs.dropped == 0
+
+    def test_lines_reach_the_sink_without_a_flush(self, logs: StructuredLogs, log_path: Path) -> None:
+        structlog.get_logger().info("soon")
+        deadline = time.monotonic() + 5
+        while not log_path.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert [line["event"] for line in read_lines(log_path)] == ["soon"]
+
+
 class TestShutdown:
     def test_close_flushes_everything_queued(self) -> None:
         pipe = StallablePipe()

@@ -1,8 +1,10 @@
 """A bounded buffer of rendered log lines, written to a sink by one background thread.
 
 Callers (the event loop, or any thread logging through the stdlib bridge) only append to a deque: no lock, no
-syscall, no wait. When the buffer holds `capacity` lines the new line is dropped and counted instead; the writer
-reports the count in the output as soon as the sink accepts writes again. Ordering among lines is preserved.
+syscall, no wait, and no wake-up of the writer either: it drains the buffer every `interval` seconds (sooner once
+it is a quarter full, or on `flush`), because waking a thread per line would make the two threads trade the GIL
+per line. When the buffer holds `capacity` lines the new line is dropped and counted instead; the writer reports
+the count in the output as soon as the sink accepts writes again. Ordering among lines is preserved.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ __all__ = ["BackgroundWriter", "Sink"]
 
 _BATCH = 512  # lines joined into one write: fewer syscalls when the loop logs in bursts
 _RETRY_AFTER = 0.05  # seconds between attempts while the sink raises
-_IDLE_WAIT = 0.5  # seconds an idle writer sleeps between checks, in case a wake-up raced
 
 
 class Sink(Protocol):
@@ -39,15 +40,20 @@ class BackgroundWriter:
         sink: where lines go; written and flushed by the writer thread only.
         capacity: lines the buffer holds before new ones are dropped.
         report_drops: renders the line announcing how many lines were dropped since the last report.
+        interval: seconds between drains when nothing asks for one sooner.
 
     """
 
-    def __init__(self, sink: Sink, *, capacity: int, report_drops: Callable[[int], bytes]) -> None:
+    def __init__(
+        self, sink: Sink, *, capacity: int, report_drops: Callable[[int], bytes], interval: float = 0.02
+    ) -> None:
         if capacity < 1:
             msg = f"The log buffer needs room for at least one line, not {capacity}."
             raise ValueError(msg)
         self.sink = sink
         self.capacity = capacity
+        self.interval = interval
+        self._nudge_at = max(1, capacity // 4)
         self.dropped = 0
         self.sink_errors = 0
         self._report_drops = report_drops
@@ -55,7 +61,6 @@ class BackgroundWriter:
         self._lines: deque[bytes | threading.Event] = deque()
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
-        self._idle = False
         self._closed = False
         # A daemon thread, so a sink stalled forever cannot keep the process from exiting.
         self._thread = threading.Thread(target=self._run, name="overdrive-log-writer", daemon=True)
@@ -69,11 +74,12 @@ class BackgroundWriter:
     def put(self, line: bytes) -> None:
         """Queue one line; never blocks. Drops and counts it when the buffer is full or closed."""
         lines = self._lines
-        if len(lines) >= self.capacity or self._closed:
+        queued = len(lines)
+        if queued >= self.capacity or self._closed:
             self._drop(1)
             return
         lines.append(line)
-        if self._idle:
+        if queued + 1 == self._nudge_at:
             self._wake.set()
 
     def flush(self, timeout: float) -> bool:
@@ -109,40 +115,38 @@ class BackgroundWriter:
                 self._drain_batch()  # one last chance to report drops
                 return
             else:
-                self._idle = True
-                if not lines:  # a line appended before `_idle` was set would not have woken us
-                    self._wake.wait(_IDLE_WAIT)
-                    self._wake.clear()
-                self._idle = False
+                self._wake.wait(self.interval)
+                self._wake.clear()  # a nudge lost here is harmless: the buffer is checked right after
 
     def _drain_batch(self) -> None:
         lines = self._lines
-        batch: list[bytes] = []
+        pop = lines.popleft
+        items = [pop() for _ in range(min(len(lines), _BATCH))]
         markers: list[threading.Event] = []
-        while lines and len(batch) < _BATCH:
-            item = lines.popleft()
-            if isinstance(item, bytes):
-                batch.append(item)
-            else:
-                markers.append(item)
-                break  # a flush marker: everything queued before it is in this batch
-        lost = len(batch)
+        try:
+            data = b"".join(items)  # type: ignore[arg-type]  # flush markers are rare: TypeError finds them
+        except TypeError:
+            markers = [item for item in items if not isinstance(item, bytes)]
+            data = b"".join(item for item in items if isinstance(item, bytes))
         dropped = self.dropped
         if dropped > self._reported:
-            batch.append(self._report_drops(dropped - self._reported))
-        if self._write(batch):
+            data += self._report_drops(dropped - self._reported)
+        if self._write(data):
             self._reported = dropped
         else:
-            self._drop(lost)
+            self._drop(len(items) - len(markers))
             sleep(_RETRY_AFTER)  # a failing sink is not retried in a busy loop
         for marker in markers:
-            marker.set()
+            marker.set()  # everything queued before the marker was in this batch
 
-    def _write(self, batch: list[bytes]) -> bool:
-        if not batch:
+    def _write(self, data: bytes) -> bool:
+        if not data:
             return True
         try:
-            self.sink.write(b"".join(batch))
+            while data:
+                written = self.sink.write(data)
+                # A raw file or pipe may take part of it (rare: copying the rest is fine); buffered writers take all.
+                data = data[written:] if isinstance(written, int) and 0 < written < len(data) else b""
             self.sink.flush()
         except Exception:  # noqa: BLE001 -- a broken sink must not kill the writer; the loss is counted
             self.sink_errors += 1
