@@ -19,8 +19,10 @@ The logging process should be pinned to one core and the pipe reader runs pinned
     taskset -c 0 python benchmarks/logging_offloop.py --rounds 1 --seconds 2  # smoke test
 
 Each round runs every (writer, sink) pair once, in an order that alternates between rounds; the report gives
-the median over rounds of each run's p50 / p99 call time and p50 / p99 / max loop lag (lag counted per tick
-that was due, so a stall weighs by its length). Results go to
+the median over rounds of each run's p50 / p99 call time, p50 / p99 / max loop lag (lag counted per tick
+that was due, so a stall weighs by its length), and CPU time per log call: on the loop's thread (the caller's
+cost, counting the workload's own loop; compare with the floor row) and on other threads (the writer's cost).
+CPU times are the figures least disturbed by other work on a shared machine. Results go to
 `benchmarks/results/logging-<UTC>.json` and `.md`.
 """
 
@@ -87,6 +89,8 @@ class Run:
     lag_p99_ms: float
     lag_max_ms: float
     dropped: int
+    loop_cpu_us_per_call: float
+    other_threads_cpu_us_per_call: float
 
 
 def _per_expected_tick(lags: list[float]) -> list[float]:
@@ -246,7 +250,10 @@ WRITERS: dict[str, Callable[[IO[bytes], float], tuple[list[int], list[float], in
 
 def _measure(writer: str, sink: str, seconds: float) -> Run:
     with _sink(sink) as stream:
+        thread_started, process_started = time.thread_time(), time.process_time()
         calls, raw_lags, dropped = WRITERS[writer](stream, seconds)
+        loop_cpu = time.thread_time() - thread_started
+        other_cpu = max(0.0, time.process_time() - process_started - loop_cpu)
     lags = _per_expected_tick(raw_lags)
     return Run(
         writer=writer,
@@ -258,6 +265,8 @@ def _measure(writer: str, sink: str, seconds: float) -> Run:
         lag_p99_ms=_percentile(lags, 0.99) * 1000,
         lag_max_ms=max(lags) * 1000,
         dropped=dropped,
+        loop_cpu_us_per_call=loop_cpu / len(calls) * 1e6,
+        other_threads_cpu_us_per_call=other_cpu / len(calls) * 1e6,
     )
 
 
@@ -265,9 +274,9 @@ def _table(runs: list[Run]) -> str:
     rows = [
         (
             "| writer | sink | calls (median) | call p50 ns | call p99 ns | loop lag p50 ms | loop lag p99 ms"
-            " | loop lag max ms | dropped (median) | rounds |"
+            " | loop lag max ms | dropped (median) | loop-thread CPU µs/call | other threads CPU µs/call | rounds |"
         ),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sink in ("file", "stalled"):
         for writer in WRITERS:
@@ -281,7 +290,8 @@ def _table(runs: list[Run]) -> str:
             rows.append(
                 f"| `{writer}` | {sink} | {median('calls'):,.0f} | {median('call_p50_ns'):,.0f} |"
                 f" {median('call_p99_ns'):,.0f} | {median('lag_p50_ms'):.3f} | {median('lag_p99_ms'):.3f} |"
-                f" {median('lag_max_ms'):.1f} | {median('dropped'):,.0f} | {len(mine)} |"
+                f" {median('lag_max_ms'):.1f} | {median('dropped'):,.0f} | {median('loop_cpu_us_per_call'):.2f} |"
+                f" {median('other_threads_cpu_us_per_call'):.2f} | {len(mine)} |"
             )
     return "\n".join(rows)
 
