@@ -137,6 +137,14 @@ class TestAccessLines:
             await client.get("/")
         assert _lines(logs, log_path) == []
 
+    async def test_a_reconfiguration_is_followed(self, tmp_path: Path) -> None:
+        app = _app()
+        for name in ("first.log", "second.log"):
+            with configure_logging(tmp_path / name) as logs:
+                async with _client(app) as client:
+                    await client.get("/items/1")
+                assert len(_access(_lines(logs, tmp_path / name))) == 1
+
 
 class TestRequestContext:
     async def test_app_lines_carry_the_request_id_route_and_method(self, logs: StructuredLogs, log_path: Path) -> None:

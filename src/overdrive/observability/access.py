@@ -38,16 +38,16 @@ class AccessLog:
     def __init__(self, *, logger_name: str = "overdrive.access", server_errors_as: str = "error") -> None:
         self.logger_name = logger_name
         self.server_errors_as = server_errors_as
-        self._logger: tuple[tuple[int, ...], Any] = ((), None)
+        self._logger: tuple[tuple[object, ...], Any] = ((), None)
 
-    def logger(self) -> Any:
-        """The bound access logger, rebuilt only when structlog's configuration changes (binding costs µs)."""
+    def _bound_logger(self) -> Any:
+        """The access logger, bound again only when structlog's configuration changes (binding costs µs)."""
         config = structlog.get_config()
+        key = (config["logger_factory"], config["processors"], config["wrapper_class"])
         built_for, logger = self._logger
-        if built_for != (id(config["logger_factory"]), id(config["processors"]), id(config["wrapper_class"])):
+        if len(built_for) != len(key) or any(old is not new for old, new in zip(built_for, key, strict=False)):
             logger = structlog.get_logger(self.logger_name).bind(logger=self.logger_name)
-            built_for = (id(config["logger_factory"]), id(config["processors"]), id(config["wrapper_class"]))
-            self._logger = (built_for, logger)
+            self._logger = (key, logger)
         return logger
 
     def start(self, scope: Scope, request_id: str, route: Callable[[Scope], str]) -> dict[str, Any]:
@@ -82,7 +82,7 @@ class AccessLog:
             "bytes_sent": sent,
             "client": client[0] if client else None,
         }
-        logger = self.logger()
+        logger = self._bound_logger()
         try:
             if error is not None:
                 getattr(logger, self.server_errors_as)(ACCESS_EVENT, exc_info=error, **fields)
