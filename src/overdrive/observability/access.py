@@ -38,16 +38,19 @@ class AccessLog:
     def __init__(self, *, logger_name: str = "overdrive.access", server_errors_as: str = "error") -> None:
         self.logger_name = logger_name
         self.server_errors_as = server_errors_as
-        self._logger: tuple[tuple[object, ...], Any] = ((), None)
+        self._logger: tuple[object, object, object, Any] = (None, None, None, None)
 
     def _bound_logger(self) -> Any:
         """The access logger, bound again only when structlog's configuration changes (binding costs µs)."""
         config = structlog.get_config()
-        key = (config["logger_factory"], config["processors"], config["wrapper_class"])
-        built_for, logger = self._logger
-        if len(built_for) != len(key) or any(old is not new for old, new in zip(built_for, key, strict=False)):
+        factory, processors, wrapper, logger = self._logger
+        if (
+            factory is not config["logger_factory"]
+            or processors is not config["processors"]
+            or wrapper is not config["wrapper_class"]
+        ):
             logger = structlog.get_logger(self.logger_name).bind(logger=self.logger_name)
-            self._logger = (key, logger)
+            self._logger = (config["logger_factory"], config["processors"], config["wrapper_class"], logger)
         return logger
 
     def start(self, scope: Scope, request_id: str, route: Callable[[Scope], str]) -> dict[str, Any]:
