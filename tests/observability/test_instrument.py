@@ -194,3 +194,25 @@ class TestComposition:
             response = await client.get("/users/2")
         assert "x-request-id" in response.headers
         assert structlog.get_config() == before
+
+
+class TestWithTracing:
+    async def test_trace_ids_reach_app_and_access_lines(self, log_path: Path) -> None:
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from overdrive.observability.tracing import add_trace_ids, traced, tracer_provider
+
+        exporter = InMemorySpanExporter()
+        provider = tracer_provider(service_name="shop", sample_ratio=1.0, exporter=exporter, batch=False)
+        with configure_logging(log_path, processors=[add_trace_ids]) as logs:
+            app = traced(instrument_app(_fastapi(), logs=logs), provider)
+            async with _client(app) as client:
+                await client.get("/users/3")
+            assert logs.flush(5)
+        app_line, access_line = [line for line in read_lines(log_path) if line.get("logger") != "httpx"]
+        (span,) = exporter.get_finished_spans()
+        context = span.get_span_context()
+        assert context is not None
+        trace_id = format(context.trace_id, "032x")
+        assert app_line["trace_id"] == access_line["trace_id"] == trace_id
+        assert app_line["request_id"] == access_line["request_id"]
