@@ -304,3 +304,24 @@ async def _index_names(settings: ShopSettings, profile: ProfileName) -> set[str]
             return await conn.run_sync(names)
     finally:
         await engine.dispose()
+
+
+async def test_tuned_runs_the_observability_step(seeded: ShopSettings) -> None:
+    """Metrics, request ids, db time in Server-Timing, the slow-query report and JSON access lines, bodies unchanged."""
+    async with open_shop(seeded, "caching") as caching:
+        plain = await caching.client.get("/products/7")
+        assert "x-request-id" not in plain.headers
+    async with open_shop(seeded, "tuned") as tuned:
+        response = await tuned.client.get("/products/7", headers={"x-request-id": "demo-check-1"})
+        assert response.content == plain.content
+        assert response.headers["x-request-id"] == "demo-check-1"
+        timing = response.headers["server-timing"]
+        assert "db;dur=" in timing
+        assert "app;dur=" in timing
+        metrics = (await tuned.client.get("/metrics")).text
+        assert 'route="/products/{product_id}"' in metrics
+        report = await tuned.client.get("/_overdrive/db")  # httpx's ASGI transport is a loopback client
+        assert report.json()["schema"] == "overdrive.db.report/1"
+    lines = (seeded.data_dir / "logs" / "shop.jsonl").read_text().splitlines()
+    access = [json.loads(line) for line in lines if "demo-check-1" in line]
+    assert any(entry.get("status") == 200 and entry.get("route") == "/products/{product_id}" for entry in access)

@@ -67,7 +67,7 @@ def test_unknown_profile_and_database_are_refused() -> None:
 def test_profiles_are_cumulative_steps() -> None:
     """Each profile adds one step to the one before; tuned applies every landed step."""
     steps = [ShopSettings(profile=profile).steps for profile in ("naive", "database", "caching", "tuned")]
-    assert steps == [set(), {"database"}, {"database", "caching"}, {"database", "caching"}]
+    assert steps == [set(), {"database"}, {"database", "caching"}, {"database", "caching", "observability"}]
 
 
 def test_a_short_cursor_secret_is_refused() -> None:

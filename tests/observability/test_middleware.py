@@ -191,3 +191,25 @@ class TestServerTimingAndExposition:
         middleware = ObservabilityMiddleware(app, metrics=RequestMetrics())  # type: ignore[arg-type]
         await middleware({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
         assert seen == ["lifespan"]
+
+
+async def test_responses_the_router_never_saw_are_named_by_matching_the_routes() -> None:
+    """A cache in front of the app answers without routing; with `routes` the metrics still name the route."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    routes = [Route("/items/{ident:int}", PlainTextResponse), Route("/about", PlainTextResponse)]
+
+    async def cache_hit(scope: Scope, receive: Receive, send: Send) -> None:  # answers without calling a router
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"cached"})
+
+    for given, expected in ((routes, "/items/{ident}"), (None, "(unmatched)")):
+        metrics = RequestMetrics()
+        app = ObservabilityMiddleware(cache_hit, metrics=metrics, routes=given)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            assert (await client.get("/items/3")).text == "cached"
+            assert (await client.get("/nowhere")).status_code == 200
+        text = metrics.render()
+        assert f'route="{expected}"' in text
+        assert 'route="(unmatched)"' in text  # /nowhere matches no route either way

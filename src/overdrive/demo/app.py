@@ -6,6 +6,7 @@ step adds its fix to the one before (`steps.py`), and `tuned` runs every landed 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from overdrive.cache import Cache, HTTPCacheMiddleware, RedisTier
+from overdrive.db import QueryMonitor, QueryScopeMiddleware
 from overdrive.demo import queries
 from overdrive.demo.caching_step import PUBLIC_CACHE_CONTROL, create_cache
 from overdrive.demo.database import create_engine, writer
@@ -31,6 +33,7 @@ from overdrive.demo.settings import ShopSettings
 from overdrive.demo.stats import RouteStats, RouteStatsMiddleware, count_queries
 from overdrive.demo.steps import ShopQueries, build_queries
 from overdrive.exceptions import InvalidCursor, SeedError
+from overdrive.observability import RequestMetrics, StructuredLogs, configure_logging, instrument_app
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -115,7 +118,9 @@ def create_app(
     count_queries(engine)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     caching = "caching" in settings.steps
+    observing = "observability" in settings.steps
     cache = create_cache(settings) if caching else None
+    observability = _Observability.start(settings, engine) if observing else None
     shop = _Shop(
         settings=settings,
         sessions=sessions,
@@ -146,6 +151,8 @@ def create_app(
         finally:
             if cache is not None:
                 await _close_cache(cache)
+            if observability is not None:
+                await observability.close()
             if owns_engine:
                 await engine.dispose()
 
@@ -153,9 +160,40 @@ def create_app(
     app.state.shop = shop
     if cache is not None:
         app.add_middleware(HTTPCacheMiddleware, cache=cache)
+    if observability is not None:
+        observability.mount(app)
     app.add_middleware(RouteStatsMiddleware, stats=stats, router=app.router)  # outermost: counts cache hits too
     _add_routes(app, page_model=KeysetPage if "database" in settings.steps else ProductPage)
     return app
+
+
+@dataclass
+class _Observability:
+    """The observability step: a query monitor and JSON logs, mounted as middleware, closed at shutdown."""
+
+    monitor: QueryMonitor
+    logs: StructuredLogs
+
+    @classmethod
+    def start(cls, settings: ShopSettings, engine: AsyncEngine) -> _Observability:
+        monitor = QueryMonitor(n_plus_one="log", explain_slower_than=0.25)
+        monitor.instrument(engine)
+        (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        return cls(monitor=monitor, logs=configure_logging(settings.data_dir / "logs" / "shop.jsonl"))
+
+    def mount(self, app: FastAPI) -> None:
+        """Add the step's middleware: query scopes inside, then metrics, request ids and the access log.
+
+        Query scopes put db time in Server-Timing, N+1 warnings in the logs and the slow-query report at
+        /_overdrive/db (loopback clients only); `instrument_app` adds /metrics, X-Request-ID, Server-Timing and a
+        JSON access line per request, written off the event loop to data_dir/logs.
+        """
+        app.add_middleware(QueryScopeMiddleware, monitor=self.monitor, report_path="/_overdrive/db")
+        instrument_app(app, metrics=RequestMetrics(), logs=self.logs)
+
+    async def close(self) -> None:
+        self.monitor.uninstrument()
+        await asyncio.to_thread(self.logs.close)
 
 
 async def _close_cache(cache: Cache) -> None:

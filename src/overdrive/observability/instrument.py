@@ -106,6 +106,8 @@ def instrument_app(
         "server_timing": server_timing,
         "trust_request_id": trust_request_id,
         "access_log": AccessLog() if access_log else None,
+        # Starlette/FastAPI: the live route list, to name responses the router never saw (cache hits).
+        "routes": getattr(getattr(app, "router", None), "routes", None),
     }
     stack.append((ObservabilityMiddleware, options))
     stack.extend(inner)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from overdrive.observability.metrics import UNMATCHED_ROUTE, RequestMetrics
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from overdrive.observability.access import AccessLog
     from overdrive.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +37,26 @@ def route_template(scope: Scope) -> str:
         return template if isinstance(template, str) else UNMATCHED_ROUTE
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template if isinstance(template, str) else UNMATCHED_ROUTE
+
+
+def match_route(routes: Sequence[Any], scope: Scope) -> str:
+    """The template of the first Starlette route in `routes` that fully matches `scope`, or ``(unmatched)``.
+
+    For responses the app's router never saw: an answer from a cache in front of it, or from middleware that
+    copied the scope before routing. Costs a regex match per route, so it runs only when the scope has no route.
+    """
+    from starlette.routing import Match  # noqa: PLC0415 -- Starlette apps only, and only on this slow path
+
+    for route in routes:
+        matches = getattr(route, "matches", None)
+        if matches is None:
+            continue
+        found, _ = matches(scope)
+        if found is Match.FULL:
+            template = getattr(route, "path_format", None) or getattr(route, "path", None)
+            if isinstance(template, str):
+                return template
+    return UNMATCHED_ROUTE
 
 
 def _id_source() -> Callable[[], bytes]:
@@ -93,6 +113,8 @@ class ObservabilityMiddleware:
             generating one; a malformed one is replaced, never echoed.
         access_log: write one access line per request and bind the request's log context (request id, method,
             path, route) for every line logged while it runs; see `overdrive.observability.logs`.
+        routes: the app's route list (Starlette/FastAPI ``app.router.routes``), used to name the route of a response
+            the router never saw, such as a cache hit; without it those count as ``(unmatched)``.
 
     """
 
@@ -105,8 +127,10 @@ class ObservabilityMiddleware:
         server_timing: bool = True,
         trust_request_id: bool = True,
         access_log: AccessLog | None = None,
+        routes: Sequence[Any] | None = None,
     ) -> None:
         self.app = app
+        self.routes = routes
         self.metrics = metrics
         self.metrics_path = metrics_path
         self.server_timing = server_timing
@@ -127,7 +151,7 @@ class ObservabilityMiddleware:
         responder = _Responder(self, send, self._request_id(scope))
         request_id = scope.setdefault("state", {})["request_id"] = responder.request_id.decode()
         access = self.access_log
-        outer = access.start(scope, request_id, route_template) if access is not None else {}
+        outer = access.start(scope, request_id, self.route_of) if access is not None else {}
         metrics.started(method)
         error: Exception | None = None
         try:
@@ -136,13 +160,20 @@ class ObservabilityMiddleware:
             error = exc
             raise
         finally:
-            route, seconds = route_template(scope), perf_counter() - responder.started
+            route, seconds = self.route_of(scope), perf_counter() - responder.started
             metrics.finished(method, route, responder.status, seconds)
             if access is not None:
                 status, sent = responder.status, responder.sent
                 access.finish(
                     scope, outer, request_id, route=route, status=status, seconds=seconds, sent=sent, error=error
                 )
+
+    def route_of(self, scope: Scope) -> str:
+        """The request's route template: from the scope, else (with `routes`) by matching the app's routes."""
+        route = route_template(scope)
+        if route == UNMATCHED_ROUTE and self.routes is not None:
+            return match_route(self.routes, scope)
+        return route
 
     def _request_id(self, scope: Scope) -> bytes:
         if self.trust_request_id:
