@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from overdrive.observability import ObservabilityMiddleware, RequestMetrics
 from overdrive.observability.metrics import OTHER_ROUTE, UNMATCHED_ROUTE
+from overdrive.types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
 
@@ -195,9 +196,6 @@ class TestServerTimingAndExposition:
 
 async def test_responses_the_router_never_saw_are_named_by_matching_the_routes() -> None:
     """A cache in front of the app answers without routing; with `routes` the metrics still name the route."""
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
     routes = [Route("/items/{ident:int}", PlainTextResponse), Route("/about", PlainTextResponse)]
 
     async def cache_hit(scope: Scope, receive: Receive, send: Send) -> None:  # answers without calling a router
