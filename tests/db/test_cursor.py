@@ -38,7 +38,7 @@ VALUES = (
 
 
 def _resign(codec: CursorCodec, signed: bytes) -> str:
-    token = signed + codec._mac(signed)
+    token = signed + codec._signer.mac(signed)
     return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
 

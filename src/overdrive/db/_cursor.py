@@ -11,15 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
-import hmac
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from overdrive.exceptions import ConfigurationError, InvalidCursor, PaginationError
+from overdrive.db._signing import MAC_SIZE, Signer
+from overdrive.exceptions import InvalidCursor, PaginationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["CursorCodec"]
 
 VERSION = 1
-MAC_SIZE = 16
-MIN_SECRET_SIZE = 16
 _NATIVE = (str, int, float, bytes)  # MessagePack keeps these types (and bool, an int) exactly
 
 # The tag of each non-native type, how to write it, and how to read it back.
@@ -83,22 +80,15 @@ class CursorCodec:
 
     """
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_signer",)
 
     def __init__(self, secret: bytes | str) -> None:
-        key = secret.encode() if isinstance(secret, str) else bytes(secret)
-        if len(key) < MIN_SECRET_SIZE:
-            msg = f"The cursor secret must be at least {MIN_SECRET_SIZE} bytes long; got {len(key)}."
-            raise ConfigurationError(msg)
-        self._secret = key
-
-    def _mac(self, signed: bytes) -> bytes:
-        return hmac.new(self._secret, signed, hashlib.sha256).digest()[:MAC_SIZE]
+        self._signer = Signer(secret, purpose="cursor")
 
     def encode(self, fingerprint: bytes, values: Sequence[object]) -> str:
         """Return the cursor for the row with sort-key ``values`` under the ordering ``fingerprint``."""
         signed = bytes([VERSION]) + msgspec.msgpack.encode([fingerprint, [_tag(v) for v in values]])
-        return base64.urlsafe_b64encode(signed + self._mac(signed)).rstrip(b"=").decode("ascii")
+        return base64.urlsafe_b64encode(signed + self._signer.mac(signed)).rstrip(b"=").decode("ascii")
 
     def decode(self, cursor: str, fingerprint: bytes, width: int) -> tuple[object, ...]:
         """Return the sort-key values in ``cursor``, checking its signature, version and ordering.
@@ -126,7 +116,7 @@ class CursorCodec:
             )
             raise InvalidCursor(msg)
         signed, mac = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
-        if not hmac.compare_digest(mac, self._mac(signed)):
+        if not self._signer.verify(signed, mac):
             msg = "The pagination cursor's signature does not match: it was altered or issued by another server."
             raise InvalidCursor(msg)
         try:

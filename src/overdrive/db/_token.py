@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import struct
 from dataclasses import dataclass
 
-from overdrive.exceptions import ConfigurationError
+from overdrive.db._signing import MAC_SIZE, Signer
 
 __all__ = ["Token", "TokenCodec"]
 
 VERSION = 1
-MAC_SIZE = 16
-MIN_SECRET_SIZE = 16
 _BODY = struct.Struct(">BQQ")
 _SIZE = _BODY.size + MAC_SIZE
 
@@ -44,22 +40,15 @@ class TokenCodec:
 
     """
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_signer",)
 
     def __init__(self, secret: bytes | str) -> None:
-        key = secret.encode() if isinstance(secret, str) else bytes(secret)
-        if len(key) < MIN_SECRET_SIZE:
-            msg = f"The read-your-writes secret must be at least {MIN_SECRET_SIZE} bytes long; got {len(key)}."
-            raise ConfigurationError(msg)
-        self._secret = key
-
-    def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._secret, body, hashlib.sha256).digest()[:MAC_SIZE]
+        self._signer = Signer(secret, purpose="read-your-writes")
 
     def encode(self, lsn: int, issued_at: float) -> str:
         """Return the token for a write at ``lsn`` issued at ``issued_at`` (Unix seconds)."""
         body = _BODY.pack(VERSION, lsn, max(0, int(issued_at * 1000)))
-        return base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode("ascii")
+        return base64.urlsafe_b64encode(body + self._signer.mac(body)).rstrip(b"=").decode("ascii")
 
     def decode(self, text: str) -> Token | None:
         """Return the token in ``text``, or None when it is malformed, of another version or not signed by us."""
@@ -72,7 +61,7 @@ class TokenCodec:
         if len(raw) != _SIZE:
             return None
         body, mac = raw[: _BODY.size], raw[_BODY.size :]
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not self._signer.verify(body, mac):
             return None
         version, lsn, issued_ms = _BODY.unpack(body)
         if version != VERSION:
