@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overdrive.db import Paginator
-from overdrive.db._cursor import MAC_SIZE, CursorCodec
+from overdrive.db._cursor import CursorCodec
+from overdrive.db._signing import MAC_SIZE
 from overdrive.exceptions import InvalidCursor, PaginationError
 from tests.db.models import Item
 
