@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from overdrive.observability import ObservabilityMiddleware, RequestMetrics
 from overdrive.observability.metrics import OTHER_ROUTE, UNMATCHED_ROUTE
-from overdrive.types import Receive, Scope, Send
+from overdrive.types import Message, Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
 
@@ -103,6 +103,36 @@ class TestLabels:
         routes = {route for _, route, _ in metrics.series}
         assert routes == {UNMATCHED_ROUTE}
         assert len(metrics.series) <= 3 * 5, "methods fold into a known set, statuses into classes"
+
+    async def test_a_hundred_thousand_random_paths_leave_the_series_and_the_scrape_as_they_were(self) -> None:
+        """The issue's bad-input case at full size: driven through the ASGI interface directly, to stay quick."""
+        metrics = RequestMetrics()
+        app = _starlette(metrics)
+        rng = random.Random(11)
+        statuses: list[int] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        async def hit(method: str, path: str) -> None:
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                     "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+                     "root_path": "", "headers": [], "client": ("127.0.0.1", 1), "server": ("test", 80)}  # fmt: skip
+            await app(scope, receive, send)
+
+        await hit("GET", "/items/1")
+        before = len(metrics.render())
+        for _ in range(100_000):
+            path = "/" + "".join(rng.choices(string.ascii_lowercase + "/%.", k=rng.randint(1, 40)))
+            await hit(rng.choice(["GET", "POST", "BREW", "get", "PROPFIND"]), path)
+        assert len(statuses) == 100_001
+        assert {route for _, route, _ in metrics.series} == {"/items/{item_id}", UNMATCHED_ROUTE}
+        assert len(metrics.series) <= 1 + 5 * 5
+        assert len(metrics.render()) < before + 40 * 1024  # a bounded number of series, whatever the paths were
 
     def test_route_templates_past_the_limit_fold_into_other(self) -> None:
         metrics = RequestMetrics(max_routes=3)
