@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 
@@ -133,6 +134,45 @@ class TestLabels:
         assert {route for _, route, _ in metrics.series} == {"/items/{item_id}", UNMATCHED_ROUTE}
         assert len(metrics.series) <= 1 + 5 * 5
         assert len(metrics.render()) < before + 40 * 1024  # a bounded number of series, whatever the paths were
+
+    async def test_scrapes_during_heavy_load_parse_and_never_go_backwards(self) -> None:
+        metrics = RequestMetrics()
+        app = _starlette(metrics)
+        served = 0
+        scraped: list[float] = []
+
+        async def traffic() -> None:
+            nonlocal served
+            async with _client(app) as client:
+                for _ in range(25):
+                    batch = await asyncio.gather(*(client.get(f"/items/{n}") for n in range(200)))
+                    served += len(batch)
+
+        async def scrape() -> None:
+            async with _client(app) as client:
+                while served < 5_000:
+                    text = (await client.get("/metrics")).text
+                    families = {f.name: f for f in text_string_to_metric_families(text)}
+                    total = sum(
+                        s.value
+                        for s in families["http_server_request_duration_seconds"].samples
+                        if s.name.endswith("_count")
+                    )
+                    scraped.append(total)
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(traffic(), scrape())
+        assert len(scraped) >= 10
+        assert scraped == sorted(scraped), "counts never go backwards"
+        final = _samples(metrics)
+        assert (
+            final[
+                "http_server_request_duration_seconds_count",
+                (("method", "GET"), ("route", "/items/{item_id}"), ("status", "2xx")),
+            ]
+            == 5_000
+        )
+        assert all(v == 0 for (name, _), v in final.items() if name == "http_server_requests_in_flight")
 
     def test_route_templates_past_the_limit_fold_into_other(self) -> None:
         metrics = RequestMetrics(max_routes=3)
