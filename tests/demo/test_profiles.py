@@ -317,6 +317,7 @@ async def test_tuned_runs_the_observability_step(seeded: ShopSettings) -> None:
         assert response.headers["x-request-id"] == "demo-check-1"
         timing = response.headers["server-timing"]
         assert "db;dur=" in timing
+        assert "cache;dur=" in timing
         assert "app;dur=" in timing
         metrics = (await tuned.client.get("/metrics")).text
         assert 'route="/products/{product_id}"' in metrics

@@ -26,12 +26,15 @@ from overdrive.cache.http import HTTPCacheMiddleware
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.cache.redis import RedisTier
 from overdrive.cache.tiers import EvictionPolicy, MemoryTier, Tier
+from overdrive.cache.timing import CacheTiming, CacheTimingMiddleware
 from overdrive.cache.writes import WriteBehind
 
 __all__ = [
     "AsyncCachedFunction",
     "Cache",
     "CacheMetrics",
+    "CacheTiming",
+    "CacheTimingMiddleware",
     "Codec",
     "Decorator",
     "Entry",

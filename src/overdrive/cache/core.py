@@ -7,6 +7,9 @@ import logging
 import random
 import time
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from overdrive.cache._outage import Outage
@@ -20,10 +23,11 @@ from overdrive.cache.lease import Leases
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.cache.redis import RedisTier
 from overdrive.cache.tiers import MemoryTier, Tier
+from overdrive.cache.timing import CacheTiming
 from overdrive.exceptions import CacheError, ConfigurationError, SerializationError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from overdrive.cache._entry import Entry
 
@@ -86,6 +90,7 @@ class Cache:
         self.rng = rng if rng is not None else random.Random()
         self.prefix = "".join(f"{part}:" for part in (namespace, version) if part)
         self.metrics = CacheMetrics()
+        self._timing: ContextVar[CacheTiming | None] = ContextVar(f"overdrive_cache_timing_{id(self)}", default=None)
         self._flights = SingleFlight()
         self._reads: dict[str, asyncio.Future[Entry | None]] = {}
         self._sync: SyncReader | None = None
@@ -258,6 +263,36 @@ class Cache:
         self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...], decode_as: Any
     ) -> Any:
         """`get_or_load` on a full key: the slow path behind every cached call that is not a plain L1 hit."""
+        return await self._read_through(key, loader, policy, tags, decode_as)
+
+    async def _timed(self, call: Awaitable[T], *, load: bool) -> T:
+        """Await `call` (an L2 read or a load), adding its time to the current request's timing, if any."""
+        timing = self._timing.get()
+        if timing is None:
+            return await call
+        started = perf_counter()
+        try:
+            return await call
+        finally:
+            timing.seconds += perf_counter() - started
+            if load:
+                timing.loads += 1
+            else:
+                timing.l2_reads += 1
+
+    @contextmanager
+    def timing(self) -> Iterator[CacheTiming]:
+        """Time the block's cache use past L1 (lookups and seconds), e.g. for one request's Server-Timing."""
+        timing = CacheTiming()
+        token = self._timing.set(timing)
+        try:
+            yield timing
+        finally:
+            self._timing.reset(token)
+
+    async def _read_through(
+        self, key: str, loader: Callable[[], Awaitable[Any]], policy: Freshness, tags: tuple[str, ...], decode_as: Any
+    ) -> Any:
         entry = await self._find(key, decode_as, tags)
         metrics = self.metrics
         if entry is not None:
@@ -276,12 +311,12 @@ class Cache:
                     return entry.value
                 metrics.misses += 1
                 try:
-                    return await self._load(key, loader, policy, tags, decode_as)
+                    return await self._timed(self._load(key, loader, policy, tags, decode_as), load=True)
                 except Exception:  # noqa: BLE001 -- stale-if-error: any failure of the loader
                     metrics.stale_served += 1
                     return entry.value
         metrics.misses += 1
-        return await self._load(key, loader, policy, tags, decode_as)
+        return await self._timed(self._load(key, loader, policy, tags, decode_as), load=True)
 
     async def _find(self, key: str, decode_as: Any, tags: tuple[str, ...] = ()) -> Entry | None:
         """The entry under `key` from L1, else from L2 (then kept in L1); expired and invalidated entries are None."""
@@ -294,7 +329,7 @@ class Cache:
                 l1.discard(key)
         if self.l2 is None:
             return None
-        return await self._read_l2(self.l2, key, decode_as, tags)
+        return await self._timed(self._read_l2(self.l2, key, decode_as, tags), load=False)
 
     async def _read_l2(self, l2: Tier, key: str, decode_as: Any, tags: tuple[str, ...]) -> Entry | None:
         """`_find_l2`, once for every caller missing the same key in L1 at the same time (single-flight reads).

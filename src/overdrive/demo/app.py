@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from overdrive.cache import Cache, HTTPCacheMiddleware, RedisTier
+from overdrive.cache import Cache, CacheTimingMiddleware, HTTPCacheMiddleware, RedisTier
 from overdrive.db import QueryMonitor, QueryScopeMiddleware
 from overdrive.demo import queries
 from overdrive.demo.caching_step import PUBLIC_CACHE_CONTROL, create_cache
@@ -161,7 +161,7 @@ def create_app(
     if cache is not None:
         app.add_middleware(HTTPCacheMiddleware, cache=cache)
     if observability is not None:
-        observability.mount(app)
+        observability.mount(app, cache)
     app.add_middleware(RouteStatsMiddleware, stats=stats, router=app.router)  # outermost: counts cache hits too
     _add_routes(app, page_model=KeysetPage if "database" in settings.steps else ProductPage)
     return app
@@ -181,7 +181,7 @@ class _Observability:
         (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         return cls(monitor=monitor, logs=configure_logging(settings.data_dir / "logs" / "shop.jsonl"))
 
-    def mount(self, app: FastAPI) -> None:
+    def mount(self, app: FastAPI, cache: Cache | None) -> None:
         """Add the step's middleware: query scopes inside, then metrics, request ids and the access log.
 
         Query scopes put db time in Server-Timing, N+1 warnings in the logs and the slow-query report at
@@ -189,6 +189,8 @@ class _Observability:
         JSON access line per request, written off the event loop to data_dir/logs.
         """
         app.add_middleware(QueryScopeMiddleware, monitor=self.monitor, report_path="/_overdrive/db")
+        if cache is not None:
+            app.add_middleware(CacheTimingMiddleware, cache=cache)  # cache time and L2 reads/loads, too
         instrument_app(app, metrics=RequestMetrics(), logs=self.logs)
 
     async def close(self) -> None:
