@@ -54,6 +54,8 @@ APPS = (
     "fastapi_bare",
     "fastapi_instrumentator",
     "fastapi_overdrive",
+    "starlette_stack",
+    "starlette_exporter_logged",
 )
 # (stack, baseline): each stack against its bare app, then Overdrive against each peer stack.
 VS_BARE = (
@@ -61,10 +63,13 @@ VS_BARE = (
     ("starlette_exporter", "starlette_bare"),
     ("fastapi_overdrive", "fastapi_bare"),
     ("fastapi_instrumentator", "fastapi_bare"),
+    ("starlette_stack", "starlette_bare"),
+    ("starlette_exporter_logged", "starlette_bare"),
 )
 VS_PEER = (
     ("starlette_overdrive", "starlette_exporter"),
     ("fastapi_overdrive", "fastapi_instrumentator"),
+    ("starlette_stack", "starlette_exporter_logged"),
 )
 GOAL_VS_BARE = 0.90
 GOAL_VS_PEER = 3.0

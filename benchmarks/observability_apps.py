@@ -1,5 +1,10 @@
 """Apps for `benchmarks/observability.py`: hello world bare, with Overdrive's middleware, and with peers.
 
+The two "stack" apps add an access log to the metrics: Overdrive's `instrument_app` (metrics, request id,
+Server-Timing, a JSON access line per request written off the event loop) and starlette_exporter with the access
+log most apps write, one JSON line per request through the stdlib `logging` module to a file. Both log to the
+file named by ``OVERDRIVE_BENCH_LOG`` (default ``/tmp/observability-bench-<app>.log``).
+
 Every app serves `GET /` with `PlainTextResponse("hello")`. Granian imports them as
 `benchmarks.observability_apps:NAME`. The peer libraries (starlette_exporter, prometheus-fastapi-instrumentator)
 are imported lazily inside their factories, so the bare and Overdrive apps import without them.
@@ -7,6 +12,10 @@ are imported lazily inside their factories, so the bare and Overdrive apps impor
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -15,10 +24,16 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from overdrive.observability import ObservabilityMiddleware, RequestMetrics
+from overdrive.observability import ObservabilityMiddleware, RequestMetrics, configure_logging, instrument_app
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+
+    from overdrive.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _log_path(app: str) -> str:
+    return os.environ.get("OVERDRIVE_BENCH_LOG", f"/tmp/observability-bench-{app}.log")
 
 
 async def hello(request: Request) -> PlainTextResponse:  # noqa: ARG001
@@ -78,4 +93,52 @@ def fastapi_overdrive() -> FastAPI:
     """6. FastAPI with Overdrive's ObservabilityMiddleware."""
     app = _fastapi()
     app.add_middleware(ObservabilityMiddleware, metrics=RequestMetrics())
+    return app
+
+
+def starlette_stack() -> Starlette:
+    """7. Starlette with Overdrive's whole stack: `instrument_app` (metrics, request id, Server-Timing, access log)."""
+    app = _starlette()
+    instrument_app(app, metrics=RequestMetrics(), logs=configure_logging(_log_path("starlette_stack")))
+    return app
+
+
+class _StdlibAccessLog:
+    """The access log most apps write: one JSON line per request through stdlib `logging`, on the event loop."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.logger = logging.getLogger("bench.access")
+        handler = logging.FileHandler(_log_path("starlette_exporter_logged"))
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self.logger.addHandler(handler)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def logged_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logged_send)
+        finally:
+            line = {"method": scope["method"], "path": scope["path"], "status": status}
+            line["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            self.logger.info(json.dumps(line))
+
+
+def starlette_exporter_logged() -> Starlette:
+    """8. starlette_exporter plus a stdlib-logging JSON access line per request (the peer with the same logging)."""
+    from starlette_exporter import PrometheusMiddleware, handle_metrics  # noqa: PLC0415
+
+    app = _starlette([Middleware(_StdlibAccessLog), Middleware(PrometheusMiddleware)])
+    app.add_route("/metrics", handle_metrics)
     return app
