@@ -38,7 +38,7 @@ import redis
 import redis.asyncio as aioredis
 from bench_redis import command_counts, delta, redis_server, server_version
 
-from overdrive.cache import Cache, MemoryTier, RedisTier
+from overdrive.cache import Cache, EvictionPolicy, MemoryTier, RedisTier
 
 Call = Callable[[int], Awaitable[Any]]
 Close = Callable[[], Awaitable[None]]
@@ -88,11 +88,13 @@ class Setup:
 # -- contenders ---------------------------------------------------------------------------------------------------
 
 
-def overdrive_build(*, l1: bool, l2: bool, timeout: float | None = None) -> Callable[[Setup], Built]:
+def overdrive_build(
+    *, l1: bool, l2: bool, timeout: float | None = None, policy: EvictionPolicy = "lru"
+) -> Callable[[Setup], Built]:
     def build(setup: Setup) -> Built:
         options = {"timeout": timeout} if timeout is not None else {}
         tier = RedisTier.from_url(setup.url, prefix="bench:", **options) if l2 else None
-        memory = MemoryTier(setup.l1_keys if l2 else setup.all_keys) if l1 else None
+        memory = MemoryTier(setup.l1_keys if l2 else setup.all_keys, policy=policy) if l1 else None
         cache = Cache(memory, tier)
         loader = setup.loader
 
@@ -172,6 +174,7 @@ CONTENDERS: dict[str, Callable[[Setup], Built]] = {
     "overdrive L2 (Redis)": overdrive_build(l1=False, l2=True),
     "overdrive L1+L2": overdrive_build(l1=True, l2=True),
     "overdrive L1+L2, 1 s timeout": overdrive_build(l1=True, l2=True, timeout=1.0),
+    "overdrive L1 W-TinyLFU + L2, 1 s timeout": overdrive_build(l1=True, l2=True, timeout=1.0, policy="w-tinylfu"),
     "cashews mem://": cashews_build("mem"),
     "cashews redis://": cashews_build("redis"),
     "cashews redis:// client_side": cashews_build("redis", client_side=True),
