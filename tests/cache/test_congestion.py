@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from overdrive.cache import Cache, MemoryTier, RedisTier
+from overdrive.cache._entry import Entry
 from overdrive.cache._outage import Outage
 from overdrive.cache.metrics import CacheMetrics
 from overdrive.exceptions import CacheTimeout
@@ -89,10 +90,21 @@ class TestQueueing:
         try:
             values = await asyncio.gather(*(cache.get_or_load("hot", loader) for _ in range(1000)))
             assert set(values) == {"loaded"}
-            assert (reads, loads) == (2, 1)  # the callers' shared read, and the lease holder's re-check
+            # The callers' shared read, and no re-check: the lease was taken with nothing stored under the key.
+            assert (reads, loads) == (1, 1)
+            # With an entry stored (expired here), taking the lease reports it and the holder re-reads it first.
+            await tier.set(cache.prefix + "stored", _expired_entry(tier))
+            assert await cache.get_or_load("stored", loader) == "loaded"
+            assert (reads, loads) == (3, 2)  # the miss's read, then the re-check the stored entry called for
         finally:
             await cache.aclose()
             await tier.aclose()
+
+
+def _expired_entry(tier: RedisTier) -> Entry:
+    """An entry that Redis still holds (within the tier's grace) but that is past its deadline: a miss to read."""
+    now = tier.clock()
+    return Entry(value=b"old", fresh_until=now - 0.5, expires_at=now - 0.1)
 
 
 class TestOutageNeedsSilence:

@@ -42,10 +42,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
+# Take the lease and, in the same step, say whether an entry is stored: 0 lease held elsewhere, 1 taken and nothing
+# stored (load at once), 2 taken and an entry exists (re-read it: another process may have stored it just now).
+_TAKE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+return 1 + redis.call('EXISTS', KEYS[2])
+"""
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+_TAKEN_NOTHING_STORED = 1
 # A waiter sleeps a little past the lease's expiry, so the holder's own release, if any, wins the race.
 _EXPIRY_MARGIN = 0.005
 
@@ -77,6 +84,7 @@ class Leases:
         self._channel = tier.prefix + LEASE
         self._release = tier.client.register_script(_RELEASE)
         self._renew = tier.client.register_script(_RENEW)
+        self._take = tier.client.register_script(_TAKE)
 
     def _key(self, key: str) -> str:
         return self.tier.prefix + "lease:" + key
@@ -102,15 +110,17 @@ class Leases:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
         token = secrets.token_hex(8)
-        client, lease_key, outage = self.tier.client, self._key(key), self.outage
+        lease_key, outage = self._key(key), self.outage
         started = outage.clock()
         try:
             while True:
                 started = outage.clock()
-                taken = await self.tier.run(client.set(lease_key, token, nx=True, px=self._ttl_ms))
+                keys = [lease_key, self.tier.entry_key(key)]
+                taken = await self.tier.run(self._take(keys=keys, args=[token, self._ttl_ms]))
                 outage.answered()
                 if taken:
-                    found = await recheck()
+                    # Nothing stored: no re-read needed (a GET and a round trip saved per load).
+                    found = None if taken == _TAKEN_NOTHING_STORED else await recheck()
                     if found is None:
                         return token, None
                     await self.release(key, token)
