@@ -66,19 +66,6 @@ class CallSiteFinder:
             return None
         return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
-    def stack(self, *, limit: int = 30, skip: int = 1) -> list[str]:
-        """The application frames of the current stack, innermost first (for flagged queries only: slower)."""
-        found: list[str] = []
-        for start in (sys._getframe(skip), _parent_greenlet_frame()):
-            frame = start
-            while frame is not None and len(found) < limit:
-                frame = self._app_frame(frame)
-                if frame is None:
-                    break
-                found.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-                frame = frame.f_back
-        return found
-
 
 def _parent_greenlet_frame() -> FrameType | None:
     greenlet = sys.modules.get("greenlet")
