@@ -117,9 +117,9 @@ class AccessLog:
                 "bytes_sent": sent,
                 "client": client[0] if client else None,
             }
-            bound = _close_context(outer)  # what the app (or the server around it) bound
-            if bound:
-                for name, value in bound.items():
+            now = copy_context()
+            if outer or len(now) > 1:  # more than our own variable: fields bound by the app or around it
+                for name, value in _close_context(outer, now).items():
                     fields.setdefault(name, value)
             logs = self.logs
             if logs is None or logs.closed:
@@ -162,14 +162,14 @@ class AccessLog:
         return logger
 
 
-def _close_context(outer: Context) -> dict[str, Any]:
-    """The structlog fields bound now; those bound or changed since `outer` are put back as they were then.
+def _close_context(outer: Context, now: Context) -> dict[str, Any]:
+    """The structlog fields bound `now`; those bound or changed since `outer` are put back as they were then.
 
     Servers run each request in a task of its own, whose context ends with it, but a caller that runs several
     requests in one task (an in-process test client) would otherwise see one request's fields in the next.
     """
     bound: dict[str, Any] = {}
-    for variable, value in copy_context().items():
+    for variable, value in now.items():
         name = variable.name
         if name.startswith(STRUCTLOG_KEY_PREFIX):
             if value is not Ellipsis:
