@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +256,7 @@ class TestOtherStructlogConfigurations:
     async def test_an_app_configuring_structlog_itself_gets_the_access_line_and_the_request_fields(self) -> None:
         captured: list[dict[str, Any]] = []
 
-        def capture(_logger: object, _method: str, event_dict: dict[str, Any]) -> str:
+        def capture(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> str:
             captured.append(dict(event_dict))
             return ""
 
