@@ -12,9 +12,11 @@ import asyncio
 import os
 import random
 import re
+from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from overdrive.observability import _openmetrics
 from overdrive.observability.metrics import UNMATCHED_ROUTE, RequestMetrics
 
 if TYPE_CHECKING:
@@ -115,6 +117,9 @@ class ObservabilityMiddleware:
             path, route) for every line logged while it runs; see `overdrive.observability.logs`.
         routes: the app's route list (Starlette/FastAPI ``app.router.routes``), used to name the route of a response
             the router never saw, such as a cache hit; without it those count as ``(unmatched)``.
+        exemplars: returns the current request's trace id if its trace is sampled, else None (such as
+            `overdrive.observability.tracing.sampled_trace_id`, with `traced` around this middleware); each sampled
+            request then becomes its bucket's exemplar, shown to scrapers that accept OpenMetrics.
 
     """
 
@@ -128,6 +133,7 @@ class ObservabilityMiddleware:
         trust_request_id: bool = True,
         access_log: AccessLog | None = None,
         routes: Sequence[Any] | None = None,
+        exemplars: Callable[[], str | None] | None = None,
     ) -> None:
         self.app = app
         self.routes = routes
@@ -136,6 +142,7 @@ class ObservabilityMiddleware:
         self.server_timing = server_timing
         self.trust_request_id = trust_request_id
         self.access_log = access_log
+        self.exemplars = exemplars
         self._new_id = _id_source()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -144,7 +151,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["path"] == self.metrics_path:
-            await self._exposition(send)
+            await self._exposition(scope, send)
             return
         metrics = self.metrics
         method = metrics.label_method(scope["method"])
@@ -162,6 +169,8 @@ class ObservabilityMiddleware:
         finally:
             route, seconds = self.route_of(scope), perf_counter() - responder.started
             metrics.finished(method, route, responder.status, seconds)
+            if self.exemplars is not None and (trace_id := self.exemplars()) is not None:
+                metrics.exemplar(method, route, responder.status, seconds, trace_id)
             if access is not None:
                 status, sent = responder.status, responder.sent
                 access.finish(
@@ -182,11 +191,15 @@ class ObservabilityMiddleware:
                     return value if _VALID_ID.fullmatch(value) else self._new_id()
         return self._new_id()
 
-    async def _exposition(self, send: Send) -> None:
-        render = self.metrics.render  # reads the workers' files in multi-process mode: off the event loop
+    async def _exposition(self, scope: Scope, send: Send) -> None:
+        accept = b",".join(value for name, value in scope["headers"] if name == b"accept").decode("latin-1")
+        openmetrics = _openmetrics.accepts_openmetrics(accept)
+        render = partial(self.metrics.render, openmetrics=openmetrics)
+        # Multi-process mode reads the workers' files: off the event loop.
         body = (await asyncio.to_thread(render) if self.metrics.multiprocess_dir else render()).encode()
+        content_type = _openmetrics.CONTENT_TYPE if openmetrics else "text/plain; version=0.0.4; charset=utf-8"
         headers = [
-            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
