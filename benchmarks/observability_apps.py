@@ -142,3 +142,29 @@ def starlette_exporter_logged() -> Starlette:
     app = _starlette([Middleware(_StdlibAccessLog), Middleware(PrometheusMiddleware)])
     app.add_route("/metrics", handle_metrics)
     return app
+
+
+class _Passthrough:
+    """The least any pure ASGI middleware that sees the response does: wrap `send` and note the status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, noting_send)
+
+
+def starlette_passthrough() -> Starlette:
+    """9. Starlette with a do-nothing send-wrapping middleware: the floor of any middleware that sees responses."""
+    return _starlette([Middleware(_Passthrough)])

@@ -16,7 +16,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, get_contextvars
 
-from overdrive.observability import AccessLog, ObservabilityMiddleware, RequestMetrics, StructuredLogs
+from overdrive.observability import (
+    AccessLog,
+    ObservabilityMiddleware,
+    RequestMetrics,
+    StructuredLogs,
+    merge_request_context,
+    request_fields,
+)
 from overdrive.observability.access import ACCESS_EVENT
 from overdrive.observability.logs import configure_logging
 from tests.observability.logsupport import read_lines
@@ -204,3 +211,91 @@ class TestRequestContext:
             response = await client.get("/")
         (line,) = _access(_lines(logs, log_path))
         assert seen == [line["request_id"]] == [response.headers["x-request-id"]]
+
+    async def test_a_field_bound_outside_and_rebound_by_the_app_gets_its_outer_value_back(
+        self, logs: StructuredLogs, log_path: Path
+    ) -> None:
+        async def relabel(request: Request) -> Response:
+            bind_contextvars(deployment="green")
+            return PlainTextResponse("ok")
+
+        app = ObservabilityMiddleware(
+            Starlette(routes=[Route("/r", relabel)]), metrics=RequestMetrics(), access_log=AccessLog()
+        )
+        with bound_contextvars(deployment="blue"):
+            async with _client(app) as client:
+                await client.get("/r")
+            assert get_contextvars() == {"deployment": "blue"}
+        (line,) = _access(_lines(logs, log_path))
+        assert line["deployment"] == "green", "the access line shows what the request bound"
+
+    async def test_request_fields_are_readable_inside_and_empty_outside(self, logs: StructuredLogs) -> None:
+        seen: list[dict[str, str]] = []
+
+        async def endpoint(request: Request) -> Response:
+            seen.append(request_fields())
+            return PlainTextResponse("ok")
+
+        app = ObservabilityMiddleware(
+            Starlette(routes=[Route("/items/{item_id}", endpoint)]), metrics=RequestMetrics(), access_log=AccessLog()
+        )
+        async with _client(app) as client:
+            response = await client.get("/items/5")
+        assert seen == [
+            {
+                "request_id": response.headers["x-request-id"],
+                "method": "GET",
+                "path": "/items/5",
+                "route": "/items/{item_id}",
+            }
+        ]
+        assert request_fields() == {}
+
+
+class TestOtherStructlogConfigurations:
+    async def test_an_app_configuring_structlog_itself_gets_the_access_line_and_the_request_fields(self) -> None:
+        captured: list[dict[str, Any]] = []
+
+        def capture(_logger: object, _method: str, event_dict: dict[str, Any]) -> str:
+            captured.append(dict(event_dict))
+            return ""
+
+        previous = structlog.get_config()
+        structlog.configure(
+            processors=[structlog.contextvars.merge_contextvars, merge_request_context, capture],
+            logger_factory=structlog.ReturnLoggerFactory(),
+            cache_logger_on_first_use=False,
+        )
+        try:
+            async with _client(_app()) as client:
+                response = await client.get("/items/4")
+        finally:
+            structlog.configure(**previous)
+        app_line = next(line for line in captured if line["event"] == "loading item")
+        access_line = next(line for line in captured if line["event"] == ACCESS_EVENT)
+        assert app_line["request_id"] == access_line["request_id"] == response.headers["x-request-id"]
+        assert app_line["route"] == access_line["route"] == "/items/{item_id}"
+        assert (access_line["status"], access_line["user_id"], access_line["logger"]) == (200, 42, "overdrive.access")
+
+    async def test_lines_under_the_configured_level_are_not_written(self, tmp_path: Path) -> None:
+        with configure_logging(tmp_path / "warn.log", level="warning") as logs:
+            async with _client(_app()) as client:
+                await client.get("/items/1")
+                await client.get("/boom")
+            lines = _access(_lines(logs, tmp_path / "warn.log"))
+        assert [(line["status"], line["level"]) for line in lines] == [(500, "error")]
+
+    async def test_an_unknown_level_for_server_errors_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="Unknown log level 'loud'"):
+            AccessLog(server_errors_as="loud")
+
+    async def test_extra_processors_run_on_the_access_line(self, tmp_path: Path) -> None:
+        def stamp(_logger: object, _method: str, event_dict: Any) -> Any:
+            event_dict["region"] = "eu"
+            return event_dict
+
+        with configure_logging(tmp_path / "p.log", processors=[stamp]) as logs:
+            async with _client(_app()) as client:
+                await client.get("/items/2")
+            (line,) = _access(_lines(logs, tmp_path / "p.log"))
+        assert (line["region"], line["route"], line["status"]) == ("eu", "/items/{item_id}", 200)

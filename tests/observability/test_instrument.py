@@ -19,8 +19,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import overdrive
-from overdrive.observability import RequestMetrics, StructuredLogs, configure_logging, instrument_app
-from overdrive.observability.logs import FlushLogsOnShutdown, active_logs
+from overdrive.observability import (
+    ObservabilityMiddleware,
+    RequestMetrics,
+    StructuredLogs,
+    configure_logging,
+    instrument_app,
+)
+from overdrive.observability.logs import active_logs
 from overdrive.types import ASGIApp, Receive, Scope, Send
 from tests.observability.logsupport import read_lines
 
@@ -158,7 +164,7 @@ class TestComposition:
                 await PlainTextResponse("bare")(scope, receive, send)
 
         app = instrument_app(bare, logs=logs, server_timing=False, metrics_path=None)
-        assert isinstance(app, FlushLogsOnShutdown)
+        assert isinstance(app, ObservabilityMiddleware)
         async with _client(app) as client:
             response = await client.get("/metrics")
         assert response.text == "bare"

@@ -5,6 +5,7 @@ by ``overdrive observability rules|dashboard``. `instrument_app` puts the standa
 """
 
 from overdrive.observability.access import AccessLog
+from overdrive.observability.context import merge_request_context, request_fields
 from overdrive.observability.dashboards import dashboard
 from overdrive.observability.instrument import instrument_app
 from overdrive.observability.logs import FlushLogsOnShutdown, StructuredLogs, configure_logging
@@ -25,5 +26,7 @@ __all__ = [
     "configure_logging",
     "dashboard",
     "instrument_app",
+    "merge_request_context",
+    "request_fields",
     "route_template",
 ]

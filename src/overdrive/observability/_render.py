@@ -14,9 +14,10 @@ import orjson
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["Deferred", "render_json", "safe_repr"]
+__all__ = ["Deferred", "render_json", "render_line", "safe_repr"]
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+_STR_KEYS_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
 
 
 class Deferred:
@@ -38,6 +39,14 @@ def render_json(_logger: object, _method: str, event_dict: Mapping[str, Any]) ->
         return orjson.dumps(event_dict, default=_default, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return orjson.dumps(_sanitized(event_dict), default=_default, option=_OPTIONS)
+
+
+def render_line(fields: Mapping[str, Any]) -> bytes:
+    """`render_json` for a mapping whose keys are all strings (an access line): orjson's faster option set."""
+    try:
+        return orjson.dumps(fields, option=_STR_KEYS_OPTIONS)
+    except TypeError:
+        return render_json(None, "", fields)
 
 
 def safe_repr(value: object) -> str:

@@ -1,7 +1,7 @@
 """`instrument_app`: the standard observability stack on an app in one line.
 
-Order, outermost first: the lifespan hook that flushes the logs on shutdown; `ObservabilityMiddleware` (metrics,
-request id, Server-Timing, access log and log context), so it times and counts everything inside it; then the
+Order, outermost first: `ObservabilityMiddleware` (metrics, request id, Server-Timing, access log and log context,
+and closing the logs at lifespan shutdown), so it times and counts everything inside it; then the
 `inner` middleware (the place for the HTTP cache and compression, whose cost should show in the metrics); then
 the app.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from overdrive.exceptions import ConfigurationError
 from overdrive.observability.access import AccessLog
-from overdrive.observability.logs import FlushLogsOnShutdown, StructuredLogs, active_logs, configure_logging
+from overdrive.observability.logs import StructuredLogs, active_logs, configure_logging
 from overdrive.observability.metrics import RequestMetrics
 from overdrive.observability.middleware import ObservabilityMiddleware
 
@@ -107,20 +107,18 @@ def instrument_app(
     """
     if logs is None and access_log:
         logs = active_logs() or configure_logging()
-    stack: list[Middleware] = []
-    if logs is not None:
-        stack.append((FlushLogsOnShutdown, {"logs": logs}))
     options = {
         "metrics": metrics if metrics is not None else RequestMetrics(),
         "metrics_path": metrics_path,
         "server_timing": server_timing,
         "trust_request_id": trust_request_id,
-        "access_log": AccessLog() if access_log else None,
+        "access_log": AccessLog(logs=logs) if access_log else None,
         # Starlette/FastAPI: the live route list, to name responses the router never saw (cache hits).
         "routes": getattr(getattr(app, "router", None), "routes", None),
+        "logs": logs,  # closed (so flushed) at lifespan shutdown by the same layer: no extra hop per request
         "exemplars": _trace_id_getter() if exemplars else None,
     }
-    stack.append((ObservabilityMiddleware, options))
+    stack: list[Middleware] = [(ObservabilityMiddleware, options)]
     stack.extend(inner)
     add_middleware: Callable[..., None] | None = getattr(app, "add_middleware", None)
     if add_middleware is not None:

@@ -23,6 +23,7 @@ from structlog.processors import format_exc_info
 
 from overdrive.observability._render import render_json
 from overdrive.observability._writer import BackgroundWriter, Sink
+from overdrive.observability.context import merge_request_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -114,6 +115,8 @@ class StructuredLogs:
         cache_loggers: bool,
     ) -> None:
         self.flush_timeout = flush_timeout
+        self.level = level
+        self.extra_processors = processors
         self._owned: IO[bytes] | None = None
         if sink is None:
             sink = sys.stdout.buffer
@@ -122,7 +125,13 @@ class StructuredLogs:
         self.writer = BackgroundWriter(sink, capacity=capacity, report_drops=self._drops_line)
         self._previous = structlog.get_config()
         self._previous["processors"] = list(self._previous["processors"])
-        chain: list[Processor] = [merge_contextvars, _add_timestamp, format_exc_info, *processors]
+        chain: list[Processor] = [
+            merge_contextvars,
+            merge_request_context,
+            _add_timestamp,
+            format_exc_info,
+            *processors,
+        ]
         self._chain = chain
         structlog.configure(
             processors=[structlog.processors.add_log_level, *chain, render_json],
@@ -137,6 +146,11 @@ class StructuredLogs:
             logging.root.addHandler(self._bridge)
             logging.root.setLevel(level)
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
 
     @property
     def dropped(self) -> int:

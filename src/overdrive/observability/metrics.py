@@ -126,9 +126,14 @@ class RequestMetrics:
         """The method as a bounded label value."""
         return method if method in _METHODS else "OTHER"
 
-    def started(self, method: str) -> None:
-        """A request came in (in-flight is tracked per method: the route is only known after routing)."""
-        self.in_flight[method] = self.in_flight.get(method, 0) + 1
+    def started(self, method: str) -> str:
+        """A request came in; returns its method as a label value, for `finished`.
+
+        In-flight requests are counted per method: the route is only known after routing.
+        """
+        label = method if method in _METHODS else "OTHER"
+        self.in_flight[label] = self.in_flight.get(label, 0) + 1
+        return label
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """A request ended: count it under its route template and status class, and time it."""

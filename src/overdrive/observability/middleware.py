@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from overdrive.observability.access import AccessLog
+    from overdrive.observability.logs import StructuredLogs
     from overdrive.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["REQUEST_ID_HEADER", "ObservabilityMiddleware", "route_template"]
@@ -65,6 +66,7 @@ def _id_source() -> Callable[[], bytes]:
     """A maker of 16-hex-digit request ids: a PRNG seeded once from the OS, not a getrandom syscall per request.
 
     Ids must be unique and unguessable enough to correlate logs, not secret, so a seeded Mersenne Twister will do.
+    (A plain function: a callable object's ``__call__`` would cost twice as much per id.)
     """
     bits = random.Random(os.urandom(16)).getrandbits
 
@@ -72,35 +74,6 @@ def _id_source() -> Callable[[], bytes]:
         return b"%016x" % bits(64)
 
     return new_id
-
-
-class _Responder:
-    """One request's view: its start time, status, request id, body bytes sent; wraps `send` to add headers."""
-
-    __slots__ = ("middleware", "request_id", "send", "sent", "started", "status")
-
-    def __init__(self, middleware: ObservabilityMiddleware, send: Send, request_id: bytes) -> None:
-        self.middleware = middleware
-        self.send = send
-        self.request_id = request_id
-        self.started = perf_counter()
-        self.status = 500
-        self.sent = 0
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.body":
-            self.sent += len(message.get("body", b""))
-        elif message["type"] == "http.response.start":
-            self.status = message["status"]
-            # The message is ours to amend (the app built it for this call); copy headers only if not a list.
-            headers = message.get("headers")
-            if not isinstance(headers, list):
-                headers = message["headers"] = list(headers or ())
-            headers.append((REQUEST_ID_HEADER, self.request_id))
-            if self.middleware.server_timing:
-                elapsed_ms = (perf_counter() - self.started) * 1000
-                headers.append((b"server-timing", b"app;dur=%.2f" % elapsed_ms))
-        await self.send(message)
 
 
 class ObservabilityMiddleware:
@@ -117,6 +90,8 @@ class ObservabilityMiddleware:
             path, route) for every line logged while it runs; see `overdrive.observability.logs`.
         routes: the app's route list (Starlette/FastAPI ``app.router.routes``), used to name the route of a response
             the router never saw, such as a cache hit; without it those count as ``(unmatched)``.
+        logs: logs to close (and so flush, for a bounded time) when the server shuts the app down (ASGI lifespan),
+            as `FlushLogsOnShutdown` would, without a middleware layer of its own on every request.
         exemplars: returns the current request's trace id if its trace is sampled, else None (such as
             `overdrive.observability.tracing.sampled_trace_id`, with `traced` around this middleware); each sampled
             request then becomes its bucket's exemplar, shown to scrapers that accept OpenMetrics.
@@ -133,6 +108,7 @@ class ObservabilityMiddleware:
         trust_request_id: bool = True,
         access_log: AccessLog | None = None,
         routes: Sequence[Any] | None = None,
+        logs: StructuredLogs | None = None,
         exemplars: Callable[[], str | None] | None = None,
     ) -> None:
         self.app = app
@@ -142,54 +118,96 @@ class ObservabilityMiddleware:
         self.server_timing = server_timing
         self.trust_request_id = trust_request_id
         self.access_log = access_log
+        self.logs = logs
         self.exemplars = exemplars
         self._new_id = _id_source()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0915 -- one hot function
         """Serve the exposition, or run the app with timing, counting and a request id."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["path"] == self.metrics_path:
+            await self._not_timed(scope, receive, send)
             return
-        if scope["path"] == self.metrics_path:
-            await self._exposition(scope, send)
-            return
+        # The hot path: everything below runs once per request, so it is written for speed (locals, one closure).
+        started = perf_counter()
+        raw_id = None
+        if self.trust_request_id:  # inlined: a method call costs as much as the scan
+            for name, value in scope["headers"]:
+                if name == REQUEST_ID_HEADER:
+                    if _VALID_ID.fullmatch(value):  # a malformed id is replaced, never echoed
+                        raw_id = value
+                    break
+        if raw_id is None:
+            raw_id = self._new_id()
+        request_id = raw_id.decode()
+        if "state" in scope:
+            scope["state"]["request_id"] = request_id
+        else:
+            scope["state"] = {"request_id": request_id}
+        status, sent, server_timing = 500, 0, self.server_timing
+
+        async def respond(message: Message) -> None:
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                status = message["status"]
+                # The message is ours to amend (the app built it for this call); copy headers only if not a list.
+                headers = message.get("headers")
+                if type(headers) is not list:
+                    headers = message["headers"] = list(headers or ())
+                headers.append((REQUEST_ID_HEADER, raw_id))
+                if server_timing:
+                    elapsed_ms = (perf_counter() - started) * 1000
+                    headers.append((b"server-timing", ("app;dur=%.2f" % elapsed_ms).encode()))  # noqa: UP031 -- fastest
+            await send(message)
+
         metrics = self.metrics
-        method = metrics.label_method(scope["method"])
-        responder = _Responder(self, send, self._request_id(scope))
-        request_id = scope.setdefault("state", {})["request_id"] = responder.request_id.decode()
+        method = metrics.started(scope["method"])
         access = self.access_log
-        outer = access.start(scope, request_id, self.route_of) if access is not None else {}
-        metrics.started(method)
+        log_scope = access.start(scope, request_id, self.route_of) if access is not None else None
         error: Exception | None = None
         try:
-            await self.app(scope, receive, responder)
+            await self.app(scope, receive, respond)
         except Exception as exc:
             error = exc
             raise
         finally:
-            route, seconds = self.route_of(scope), perf_counter() - responder.started
-            metrics.finished(method, route, responder.status, seconds)
+            route, seconds = self.route_of(scope), perf_counter() - started
+            metrics.finished(method, route, status, seconds)
             if self.exemplars is not None and (trace_id := self.exemplars()) is not None:
-                metrics.exemplar(method, route, responder.status, seconds, trace_id)
-            if access is not None:
-                status, sent = responder.status, responder.sent
-                access.finish(
-                    scope, outer, request_id, route=route, status=status, seconds=seconds, sent=sent, error=error
-                )
+                metrics.exemplar(method, route, status, seconds, trace_id)
+            if log_scope is not None:
+                access.finish(scope, log_scope, request_id, route, status, seconds, sent, error)  # type: ignore[union-attr]
 
     def route_of(self, scope: Scope) -> str:
         """The request's route template: from the scope, else (with `routes`) by matching the app's routes."""
-        route = route_template(scope)
-        if route == UNMATCHED_ROUTE and self.routes is not None:
+        route = scope.get("route")
+        if route is not None:  # Starlette, FastAPI: the common case first
+            template = getattr(route, "path_format", None) or getattr(route, "path", None)
+            if isinstance(template, str):
+                return template
+        template = route_template(scope)
+        if template == UNMATCHED_ROUTE and self.routes is not None:
             return match_route(self.routes, scope)
-        return route
+        return template
 
-    def _request_id(self, scope: Scope) -> bytes:
-        if self.trust_request_id:
-            for name, value in scope["headers"]:
-                if name == REQUEST_ID_HEADER:
-                    return value if _VALID_ID.fullmatch(value) else self._new_id()
-        return self._new_id()
+    async def _not_timed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The exposition, lifespan (closing the logs at shutdown) and anything but HTTP, as it is."""
+        if scope["type"] == "http":
+            await self._exposition(scope, send)
+        elif scope["type"] == "lifespan" and self.logs is not None:
+            await self._lifespan(scope, receive, send, self.logs)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send, logs: StructuredLogs) -> None:
+        async def send_after_close(message: Message) -> None:
+            if message["type"] in {"lifespan.shutdown.complete", "lifespan.shutdown.failed"}:
+                await asyncio.to_thread(logs.close)
+            await send(message)
+
+        await self.app(scope, receive, send_after_close)
 
     async def _exposition(self, scope: Scope, send: Send) -> None:
         accept = b",".join(value for name, value in scope["headers"] if name == b"accept").decode("latin-1")
