@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
+from overdrive.exceptions import ConfigurationError
 from overdrive.observability.access import AccessLog
 from overdrive.observability.logs import StructuredLogs, active_logs, configure_logging
 from overdrive.observability.metrics import RequestMetrics
@@ -46,6 +47,7 @@ def instrument_app(
     metrics_path: str | None = ...,
     trust_request_id: bool = ...,
     inner: Sequence[Middleware] = ...,
+    exemplars: bool = ...,
 ) -> Host: ...
 
 
@@ -60,6 +62,7 @@ def instrument_app(
     metrics_path: str | None = ...,
     trust_request_id: bool = ...,
     inner: Sequence[Middleware] = ...,
+    exemplars: bool = ...,
 ) -> ASGIApp: ...
 
 
@@ -73,6 +76,7 @@ def instrument_app(
     metrics_path: str | None = "/metrics",
     trust_request_id: bool = True,
     inner: Sequence[Middleware] = (),
+    exemplars: bool = False,
 ) -> Any:
     """Add metrics, request ids, Server-Timing and the access log to an ASGI app, with safe defaults.
 
@@ -90,9 +94,15 @@ def instrument_app(
         trust_request_id: keep a well-formed incoming ``X-Request-ID``.
         inner: middleware run inside the observability layer (first listed is outermost); the extension point
             for the HTTP cache and compression.
+        exemplars: attach each sampled request's OpenTelemetry trace id to its duration bucket, shown to scrapers
+            that accept OpenMetrics (Prometheus with ``--enable-feature=exemplar-storage``). Serve
+            ``traced(<the returned app>, provider)`` so a span is current; needs the ``tracing`` extra.
 
     Returns:
         The app to serve: `app` itself when it was instrumented in place.
+
+    Raises:
+        ConfigurationError: `exemplars` without the ``tracing`` extra installed.
 
     """
     if logs is None and access_log:
@@ -106,6 +116,7 @@ def instrument_app(
         # Starlette/FastAPI: the live route list, to name responses the router never saw (cache hits).
         "routes": getattr(getattr(app, "router", None), "routes", None),
         "logs": logs,  # closed (so flushed) at lifespan shutdown by the same layer: no extra hop per request
+        "exemplars": _trace_id_getter() if exemplars else None,
     }
     stack: list[Middleware] = [(ObservabilityMiddleware, options)]
     stack.extend(inner)
@@ -117,3 +128,12 @@ def instrument_app(
     for cls, kwargs in reversed(stack):
         app = cls(app, **kwargs)
     return app
+
+
+def _trace_id_getter() -> Callable[[], str | None]:
+    try:
+        from overdrive.observability.tracing import sampled_trace_id  # noqa: PLC0415 -- an optional extra
+    except ImportError as exc:
+        msg = "Exemplars need OpenTelemetry: pip install overdrive[tracing]."
+        raise ConfigurationError(msg) from exc
+    return sampled_trace_id

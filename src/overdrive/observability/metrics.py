@@ -6,8 +6,12 @@ framework's route *template* (``/products/{product_id}``, never the raw path; an
 Recording is a dict lookup on a label tuple, a `bisect` into the bucket bounds and three increments: no lock
 (everything runs on the event loop's thread) and no allocation once a series exists.
 
-`render` writes the Prometheus text format (version 0.0.4); the bucket bounds include 0.5 s, the latency
-threshold of the alert rules.
+`render` writes the Prometheus text format (version 0.0.4), or OpenMetrics 1.0.0 text if asked; the bucket bounds
+include 0.5 s, the latency threshold of the alert rules.
+
+Exemplars: `exemplar` keeps, per series and bucket, the latest observation of a sampled trace (its trace id, value
+and time); only the OpenMetrics text shows them. Nothing records one unless the middleware is given a trace id
+getter (``exemplars=``), so `started` and `finished` cost the same either way.
 
 With several worker processes, give each the same `multiprocess_dir` (or set ``OVERDRIVE_METRICS_DIR`` before the
 server starts its workers): each worker then publishes a snapshot there about once a second, from a thread, and
@@ -18,13 +22,16 @@ stays exactly as cheap.
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from bisect import bisect_left
 from functools import partial
 from pathlib import Path
 from typing import Final
 
-from overdrive.observability._snapshot import SeriesKey, SeriesTotals, Snapshot
+from overdrive.observability import _openmetrics
+from overdrive.observability._openmetrics import EXEMPLAR_LABELS_MAX, escape
+from overdrive.observability._snapshot import Exemplar, SeriesKey, SeriesTotals, Snapshot
 from overdrive.observability.multiprocess import METRICS_DIR_ENV, SharedMetricsStore, SnapshotPublisher
 
 __all__ = ["DEFAULT_BUCKETS", "OTHER_ROUTE", "UNMATCHED_ROUTE", "RequestMetrics"]
@@ -34,6 +41,7 @@ UNMATCHED_ROUTE: Final = "(unmatched)"
 OTHER_ROUTE: Final = "(other)"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CLASSES: Final = {n: f"{n}xx" for n in range(1, 6)}
+_TRACE_ID_MAX: Final = EXEMPLAR_LABELS_MAX - len("trace_id")
 
 
 class _Series:
@@ -77,6 +85,7 @@ class RequestMetrics:
         self.buckets = buckets
         self.max_routes = max_routes
         self.series: dict[SeriesKey, _Series] = {}
+        self.exemplars: dict[SeriesKey, list[Exemplar | None]] = {}
         self.in_flight: dict[str, int] = {}
         self._routes: set[str] = set()
         directory = multiprocess_dir if multiprocess_dir is not None else os.environ.get(METRICS_DIR_ENV) or None
@@ -88,7 +97,8 @@ class RequestMetrics:
             os.register_at_fork(after_in_child=partial(_start_afresh, weakref.ref(self)))
 
     def _publish(self, store: SharedMetricsStore) -> None:
-        take = partial(_copy_counts, self.buckets, self.series, self.in_flight)  # no reference to self: GC can run
+        # No reference to self in `take`, so the registry can be collected while the thread runs.
+        take = partial(_copy_counts, self.buckets, self.series, self.in_flight, self.exemplars)
         publisher = SnapshotPublisher(store, take, interval=self.publish_interval)
         weakref.finalize(self, publisher.close)
         publisher.start()
@@ -97,6 +107,7 @@ class RequestMetrics:
     def _forked(self) -> None:
         """In a forked child: drop the parent's counts (the parent publishes those) and publish under a new name."""
         self.series.clear()
+        self.exemplars.clear()
         self.in_flight.clear()
         self._routes.clear()
         if self._publisher is not None:
@@ -104,7 +115,7 @@ class RequestMetrics:
 
     def snapshot(self) -> Snapshot:
         """A copy of this process's counts (safe to take from another thread)."""
-        return _copy_counts(self.buckets, self.series, self.in_flight)
+        return _copy_counts(self.buckets, self.series, self.in_flight, self.exemplars)
 
     def close(self) -> None:
         """In multi-process mode: publish a last time and fold this process's counts into the retired totals."""
@@ -135,6 +146,41 @@ class RequestMetrics:
         series.count += 1
         series.total += seconds
 
+    def exemplar(
+        self, method: str, route: str, status: int, seconds: float, trace_id: str, *, timestamp: float | None = None
+    ) -> None:
+        """Keep `trace_id` as the exemplar of the bucket `seconds` falls in, on the series `finished` counted it under.
+
+        Call it right after `finished`, with the same arguments, for a request whose trace is sampled; the latest
+        exemplar of a bucket replaces the one before.
+
+        Args:
+            method: the bounded method label, as given to `finished`.
+            route: the route template, as given to `finished` (a folded route lands on ``(other)`` as there).
+            status: the response status code.
+            seconds: the request's duration.
+            trace_id: the trace's id, usually 32 hex digits.
+            timestamp: when it was observed, in Unix seconds; now by default.
+
+        Raises:
+            ValueError: the trace id would make the exemplar's labels longer than OpenMetrics allows.
+
+        """
+        if len(trace_id) > _TRACE_ID_MAX:
+            msg = f"An exemplar's trace id may have {_TRACE_ID_MAX} characters at most, not {len(trace_id)}."
+            raise ValueError(msg)
+        status_class = _CLASSES.get(status // 100, "5xx")
+        key = (method, route, status_class)
+        if key not in self.series:
+            key = (method, OTHER_ROUTE, status_class)
+            if key not in self.series:
+                return  # nothing counted under this label set: no bucket to stand for
+        slots = self.exemplars.get(key)
+        if slots is None:
+            slots = self.exemplars[key] = [None] * (len(self.buckets) + 1)
+        when = time.time() if timestamp is None else timestamp
+        slots[bisect_left(self.buckets, seconds)] = Exemplar(trace_id, seconds, when)
+
     def _new_series(self, key: tuple[str, str, str]) -> _Series:
         method, route, status = key
         if route not in self._routes:
@@ -150,12 +196,17 @@ class RequestMetrics:
         self.series[key] = series
         return series
 
-    def render(self, prefix: str = "http_server") -> str:
-        """The registry in the Prometheus text exposition format (all workers' sums in multi-process mode)."""
+    def render(self, prefix: str = "http_server", *, openmetrics: bool = False) -> str:
+        """The registry as Prometheus text (0.0.4), or with `openmetrics` as OpenMetrics text with exemplars.
+
+        In multi-process mode: all workers' sums, and each bucket's latest exemplar from any worker.
+        """
         if self._publisher is None:
-            return _render(self.snapshot(), prefix)
-        self._publisher.publish()  # this worker's latest counts, so no worker's scrape sees less than the last one
-        return _render(self._publisher.store.collect(), prefix)
+            snapshot = self.snapshot()
+        else:
+            self._publisher.publish()  # this worker's latest counts, so no worker's scrape sees less than the last one
+            snapshot = self._publisher.store.collect()
+        return _openmetrics.render(snapshot, prefix) if openmetrics else _render(snapshot, prefix)
 
 
 def _start_afresh(ref: weakref.ReferenceType[RequestMetrics]) -> None:
@@ -164,14 +215,21 @@ def _start_afresh(ref: weakref.ReferenceType[RequestMetrics]) -> None:
         metrics._forked()
 
 
-def _copy_counts(buckets: tuple[float, ...], series: dict[SeriesKey, _Series], in_flight: dict[str, int]) -> Snapshot:
+def _copy_counts(
+    buckets: tuple[float, ...],
+    series: dict[SeriesKey, _Series],
+    in_flight: dict[str, int],
+    exemplars: dict[SeriesKey, list[Exemplar | None]],
+) -> Snapshot:
     # `list(...)` and `dict(...)` copy in one step under the GIL, so the event loop may record meanwhile.
     totals: dict[SeriesKey, SeriesTotals] = {}
     seen: set[int] = set()
+    latest = dict(exemplars)
     for key, entry in list(series.items()):
         if id(entry) not in seen:  # a folded route shares the "(other)" series
             seen.add(id(entry))
-            totals[key] = SeriesTotals(list(entry.buckets), entry.total)
+            slots = latest.get(key)
+            totals[key] = SeriesTotals(list(entry.buckets), entry.total, None if slots is None else list(slots))
     return Snapshot(buckets, dict(in_flight), totals)
 
 
@@ -188,7 +246,7 @@ def _render(snapshot: Snapshot, prefix: str) -> str:
     ]
     bounds = [repr(bound) for bound in snapshot.buckets] + ["+Inf"]
     for (method, route, status), totals in sorted(snapshot.series.items()):
-        labels = f'method="{method}",route="{_escape(route)}",status="{status}"'
+        labels = f'method="{method}",route="{escape(route)}",status="{status}"'
         cumulative = 0
         for le, count in zip(bounds, totals.counts, strict=True):
             cumulative += count
@@ -196,7 +254,3 @@ def _render(snapshot: Snapshot, prefix: str) -> str:
         lines.append(f"{name}_sum{{{labels}}} {totals.total!r}")
         lines.append(f"{name}_count{{{labels}}} {cumulative}")
     return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -12,9 +12,11 @@ import asyncio
 import os
 import random
 import re
+from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from overdrive.observability import _openmetrics
 from overdrive.observability.metrics import UNMATCHED_ROUTE, RequestMetrics
 
 if TYPE_CHECKING:
@@ -90,6 +92,9 @@ class ObservabilityMiddleware:
             the router never saw, such as a cache hit; without it those count as ``(unmatched)``.
         logs: logs to close (and so flush, for a bounded time) when the server shuts the app down (ASGI lifespan),
             as `FlushLogsOnShutdown` would, without a middleware layer of its own on every request.
+        exemplars: returns the current request's trace id if its trace is sampled, else None (such as
+            `overdrive.observability.tracing.sampled_trace_id`, with `traced` around this middleware); each sampled
+            request then becomes its bucket's exemplar, shown to scrapers that accept OpenMetrics.
 
     """
 
@@ -104,6 +109,7 @@ class ObservabilityMiddleware:
         access_log: AccessLog | None = None,
         routes: Sequence[Any] | None = None,
         logs: StructuredLogs | None = None,
+        exemplars: Callable[[], str | None] | None = None,
     ) -> None:
         self.app = app
         self.routes = routes
@@ -113,9 +119,10 @@ class ObservabilityMiddleware:
         self.trust_request_id = trust_request_id
         self.access_log = access_log
         self.logs = logs
+        self.exemplars = exemplars
         self._new_id = _id_source()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0915 -- one hot function
         """Serve the exposition, or run the app with timing, counting and a request id."""
         if scope["type"] != "http" or scope["path"] == self.metrics_path:
             await self._not_timed(scope, receive, send)
@@ -168,6 +175,8 @@ class ObservabilityMiddleware:
         finally:
             route, seconds = self.route_of(scope), perf_counter() - started
             metrics.finished(method, route, status, seconds)
+            if self.exemplars is not None and (trace_id := self.exemplars()) is not None:
+                metrics.exemplar(method, route, status, seconds, trace_id)
             if log_scope is not None:
                 access.finish(scope, log_scope, request_id, route, status, seconds, sent, error)  # type: ignore[union-attr]
 
@@ -186,7 +195,7 @@ class ObservabilityMiddleware:
     async def _not_timed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The exposition, lifespan (closing the logs at shutdown) and anything but HTTP, as it is."""
         if scope["type"] == "http":
-            await self._exposition(send)
+            await self._exposition(scope, send)
         elif scope["type"] == "lifespan" and self.logs is not None:
             await self._lifespan(scope, receive, send, self.logs)
         else:
@@ -200,11 +209,15 @@ class ObservabilityMiddleware:
 
         await self.app(scope, receive, send_after_close)
 
-    async def _exposition(self, send: Send) -> None:
-        render = self.metrics.render  # reads the workers' files in multi-process mode: off the event loop
+    async def _exposition(self, scope: Scope, send: Send) -> None:
+        accept = b",".join(value for name, value in scope["headers"] if name == b"accept").decode("latin-1")
+        openmetrics = _openmetrics.accepts_openmetrics(accept)
+        render = partial(self.metrics.render, openmetrics=openmetrics)
+        # Multi-process mode reads the workers' files: off the event loop.
         body = (await asyncio.to_thread(render) if self.metrics.multiprocess_dir else render()).encode()
+        content_type = _openmetrics.CONTENT_TYPE if openmetrics else "text/plain; version=0.0.4; charset=utf-8"
         headers = [
-            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -8,7 +8,8 @@ turned off (they add two spans per request and say little), and names each serve
 ``http.route`` set, once routing has matched (a raw path would make one span name per URL). `tracer_provider`
 builds a provider with a parent-based ratio sampler: a request that arrives with a sampled ``traceparent`` is
 traced whatever the ratio, others with probability `sample_ratio`. Nothing here touches OpenTelemetry's global
-provider. `add_trace_ids` is a structlog processor that puts the current trace and span ids into every log line.
+provider. `add_trace_ids` is a structlog processor that puts the current trace and span ids into every log line;
+`sampled_trace_id` is the trace id getter for metrics exemplars (``ObservabilityMiddleware(exemplars=...)``).
 
 Needs the ``tracing`` extra: ``pip install overdrive[tracing]``.
 """
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 
     from overdrive.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["add_trace_ids", "traced", "tracer_provider"]
+__all__ = ["add_trace_ids", "sampled_trace_id", "traced", "tracer_provider"]
+
+_SAMPLED = trace.TraceFlags.SAMPLED
 
 
 def tracer_provider(
@@ -125,3 +128,12 @@ def add_trace_ids(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
         event["trace_id"] = format(context.trace_id, "032x")
         event["span_id"] = format(context.span_id, "016x")
     return event
+
+
+def sampled_trace_id() -> str | None:
+    """The current span's trace id (32 hex digits) if its trace is sampled, else None: the getter for exemplars."""
+    context = trace.get_current_span().get_span_context()
+    # The flag bit first, and not through the `sampled` property: this runs once per request.
+    if context.trace_flags & _SAMPLED and context.is_valid:
+        return format(context.trace_id, "032x")
+    return None
