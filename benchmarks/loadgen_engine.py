@@ -35,20 +35,23 @@ NGINX = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 17:20:01 GMT\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 )
-CASES: dict[str, list[bytes]] = {
-    "nginx": [NGINX],
+# Each case: the responses, and how many times running each one comes before the next.
+CASES: dict[str, tuple[list[bytes], int]] = {
+    "nginx": ([NGINX], 1),
     # A new date every 1,000 responses, as a server's clock ticks over.
-    "nginx-dates": [NGINX.replace(b"01 GMT", f"{i % 60:02d} GMT".encode()) for i in range(60)],
-    # Lower-case names and a JSON body whose length varies, as from uvicorn or granian.
-    "json": [
-        b"HTTP/1.1 200 OK\r\ndate: Thu, 26 Nov 2026 17:20:01 GMT\r\nserver: uvicorn\r\ncontent-type: application/json"
-        b"\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
-        for body in (b'{"id": %d, "name": "item %d"}' % (i, i * 7) for i in range(60))
-    ],
-    "chunked": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+    "nginx-dates": ([NGINX.replace(b"01 GMT", f"{i:02d} GMT".encode()) for i in range(60)], 1_000),
+    # Lower-case names and a JSON body that differs from one response to the next, as from uvicorn or granian.
+    "json": (
+        [
+            b"HTTP/1.1 200 OK\r\ndate: Thu, 26 Nov 2026 17:20:01 GMT\r\nserver: uvicorn\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+            for body in (b'{"id": %d, "name": "item %d"}' % (i, i * 7) for i in range(60))
+        ],
+        1,
+    ),
+    "chunked": ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"], 1),
 }
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:18480\r\n\r\n"
-SAME_DATE_FOR = 1_000
 
 
 def _engine() -> ClosedEngine:
@@ -59,12 +62,13 @@ def _engine() -> ClosedEngine:
     return engine
 
 
-def _time_engine(responses: list[bytes], n: int) -> float:
+def _time_engine(case: tuple[list[bytes], int], n: int) -> float:
+    responses, runs = case
     engine = _engine()
     conn = engine.connection_class(engine)
     conn.connection_made(SimpleNamespace(write=len, close=int, abort=int))  # type: ignore[arg-type]
     feed = conn.data_received
-    reads = [responses[(i // SAME_DATE_FOR) % len(responses)] for i in range(n)]
+    reads = [responses[(i // runs) % len(responses)] for i in range(n)]
     start = time.thread_time_ns()
     for data in reads:
         feed(data)
@@ -75,8 +79,8 @@ def _time_engine(responses: list[bytes], n: int) -> float:
     return elapsed / n
 
 
-def _time_floor(responses: list[bytes], n: int) -> float:
-    reads = [responses[0]] * n
+def _time_floor(n: int) -> float:
+    reads = [NGINX] * n
     feed: Callable[[bytes], object] = len
     start = time.thread_time_ns()
     for data in reads:
@@ -87,7 +91,7 @@ def _time_floor(responses: list[bytes], n: int) -> float:
 async def _run(cases: list[str], n: int, repeats: int) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {name: [] for name in ["floor", *cases]}
     for _ in range(repeats):  # interleaved, so a burst of foreign load hits every row alike
-        timings["floor"].append(_time_floor(CASES["nginx"], n))
+        timings["floor"].append(_time_floor(n))
         for name in cases:
             timings[name].append(_time_engine(CASES[name], n))
     return timings
