@@ -149,6 +149,14 @@ class TestBounds:
         assert server.counts["/ok"] - before == 500
         assert result.elapsed_s < 30
 
+    def test_a_limit_smaller_than_the_processes_leaves_the_extra_ones_idle(self, server: MisbehavingServer) -> None:
+        """One request over two workers: the worker whose share is zero sends nothing instead of running unbounded."""
+        before = server.counts["/ok"]
+        result = _run(server, "/ok", max_requests=1, procs=2, duration_s=10)
+        assert result.sent == result.completed == 1
+        assert server.counts["/ok"] - before == 1
+        assert result.elapsed_s < 5
+
     def test_several_processes_merge_exactly(self, server: MisbehavingServer) -> None:
         before = server.counts["/ok"]
         result = _run(server, "/ok", procs=2, connections=4, duration_s=1.0)

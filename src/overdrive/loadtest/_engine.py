@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter_ns
@@ -127,20 +128,17 @@ class Engine:
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.host, self.port = host, port
-        self.ring_names = [name for name, _ in ring]
-        self.ring_data = [data for _, data in ring]
-        self.ring_size = len(ring)
-        self.cursor = 0
+        self.next_request = itertools.cycle(ring).__next__  # (name, bytes) of the ring, round and round
         self.names = names
         self.open_model = open_model
         self.window = WindowStats(names, open_model=open_model)
         self.timeout_ns = timeout_ns
-        self.remaining = max_requests if max_requests is not None else -1
+        self.limit = max_requests if max_requests is not None else -1  # stop once `sent` reaches it
         self.sent = 0
         self.connections: set[Connection] = set()
         self.connecting = 0
         self.opened = 0
-        self.stopping = False
+        self.stopping = self.limit == 0
         self.drained = asyncio.Event()
 
     # ----------------------------------------------------------------- connections
@@ -198,20 +196,16 @@ class Engine:
     # ----------------------------------------------------------------- requests
     def send(self, conn: Connection, intended: int) -> None:
         """Write the next request of the ring on `conn`."""
-        i = self.cursor
-        self.cursor = i + 1 if i + 1 < self.ring_size else 0
-        conn.name = self.ring_names[i]
+        conn.name, request = self.next_request()
         conn.status = 0
         conn.busy = True
         now = perf_counter_ns()
         conn.sent_at = now
         conn.intended = intended or now
         self.sent += 1
-        if self.remaining > 0:
-            self.remaining -= 1
-            if self.remaining == 0:
-                self.stopping = True
-        conn.transport.write(self.ring_data[i])  # type: ignore[union-attr]
+        if self.sent == self.limit:
+            self.stopping = True
+        conn.transport.write(request)  # type: ignore[union-attr]
 
     def completed(self, conn: Connection, keep_alive: bool) -> None:  # noqa: FBT001 - hot path
         """Record a finished response, then give the connection its next job."""
@@ -305,13 +299,10 @@ class ClosedConnection(Connection):
 
     def receive(self, data: bytes) -> None:
         """Take one read from the loop."""
-        if data != self.repeat or self.mid:
-            self._parse(data)
-            return
-        self._ok()
-
-    def _parse(self, data: bytes) -> None:
         if not self.mid:
+            if data == self.repeat:
+                self._ok()
+                return
             if data != self.last:
                 self.last = data if len(data) <= _REPEAT_MAX else b""
                 self.last_checked = False
@@ -349,18 +340,14 @@ class ClosedConnection(Connection):
             window = engine.window
             window.latency[name].record(latency_us)
             window.ok[name] += 1
-        i = engine.cursor
-        engine.cursor = i + 1 if i + 1 < engine.ring_size else 0
-        self.name = engine.ring_names[i]
-        engine.sent += 1
-        if engine.remaining > 0:
-            engine.remaining -= 1
-            if engine.remaining == 0:
-                engine.stopping = True
+        self.name, request = engine.next_request()
+        sent = engine.sent = engine.sent + 1
+        if sent == engine.limit:
+            engine.stopping = True
         # Both stamps, always: the generic path measures from `intended`, and a later response on this connection
         # (a 201, a 404) may take it.
         self.sent_at = self.intended = now
-        self.transport.write(engine.ring_data[i])  # type: ignore[union-attr]
+        self.transport.write(request)  # type: ignore[union-attr]
 
 
 def plain_ok(data: bytes) -> bool:
