@@ -295,7 +295,7 @@ class ClosedConnection(Connection):
         self.data_received = self.receive  # type: ignore[method-assign]
         self.repeat = b""  # a read known to be one whole plain 200
         self.last = b""  # the previous read, if it began a response and was short
-        self.last_checked = False  # `last` was already found not to be a plain 200
+        self.last_checked = False  # `last` was checked already (so it is not a plain 200, or is `repeat`)
 
     def receive(self, data: bytes) -> None:
         """Take one read from the loop."""
