@@ -179,6 +179,13 @@ class TestOpenModel:
         assert result.sent + result.dropped == pytest.approx(200 + 200, abs=2)
         assert result.target_rate == pytest.approx(400 / 1.5)
 
+    def test_an_interim_response_is_not_counted(self, server: MisbehavingServer) -> None:
+        before = server.counts["/early-hints"]
+        result = _run(server, "/early-hints", rate=400.0, duration_s=1.0)
+        assert result.completed > 200
+        assert result.names[0].statuses == {"200": result.completed}
+        assert server.counts["/early-hints"] - before == result.completed
+
     def test_requests_are_named_per_template(self, server: MisbehavingServer) -> None:
         scenario = Scenario(
             server.url,
