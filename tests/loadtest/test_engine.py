@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httptools
 import pytest
@@ -164,6 +167,28 @@ class TestBounds:
         assert len(result.cpu_utilization) == 2
         assert server.counts["/ok"] - before == result.completed == result.latency.count
         assert sum(p.requests for p in result.timeline) == result.completed
+
+
+class TestWorkers:
+    @pytest.mark.parametrize("how", [["main.py"], ["-m", "main"]], ids=["script", "module"])
+    def test_a_spawned_worker_does_not_run_the_main_script_again(
+        self, server: MisbehavingServer, tmp_path: Path, how: list[str]
+    ) -> None:
+        """Workers get plain data; re-running `__main__` in each (the whole CLI, for `overdrive load`) is waste."""
+        marker = tmp_path / "reran"
+        script = tmp_path / "main.py"
+        script.write_text(
+            "import pathlib, sys\n"
+            "from overdrive.loadtest.runner import LoadOptions, run_load\n"
+            "from overdrive.loadtest.scenario import Scenario\n"
+            "if __name__ != '__main__':\n"
+            f"    pathlib.Path({str(marker)!r}).write_text(__name__)\n"
+            "else:\n"
+            f"    result = run_load(Scenario.single({server.url + '/ok'!r}), LoadOptions(duration_s=0.3, procs=2))\n"
+            "    sys.exit(0 if result.completed else 1)\n"
+        )
+        subprocess.run([sys.executable, *how], check=True, timeout=60, cwd=tmp_path)
+        assert not marker.exists()
 
 
 class TestOpenModel:
