@@ -2,8 +2,12 @@
 
 Paths: ``/ok``, ``/chunked``, ``/close`` (Connection: close), ``/eof`` (HTTP/1.0 body ended by closing),
 ``/status/NNN``, ``/redirect`` (302, must not be followed), ``/reset`` (every third request on the server is
-answered by resetting the connection), ``/hang`` (never answered), ``/garbage`` (not HTTP).
-The server counts requests per path.
+answered by resetting the connection), ``/hang`` (never answered), ``/garbage`` (not HTTP),
+``/idle-close`` (the third request on a connection is answered by closing it, as a server's keep-alive limit does),
+``/split`` (the response in two writes, cut inside the headers), ``/lower`` (lower-case header names),
+``/counter`` (a body that differs every time), ``/early-hints`` (a 103 before the 200, in one write),
+``/not-modified`` (a 304 whose Content-Length announces no body), ``/no-content`` (a 204).
+The server counts requests per path, and the connections it closed unanswered.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ _CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\
 _CLOSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 _EOF = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close"
 _REDIRECT = b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n"
+_LOWER = b"HTTP/1.1 200 OK\r\nserver: test\r\ncontent-LENGTH: 2\r\n\r\nok"
+_EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" + _OK
+_NOT_MODIFIED = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\n"
+_NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
+_FIXED = {"/ok": _OK, "/chunked": _CHUNKED, "/redirect": _REDIRECT, "/lower": _LOWER,
+          "/early-hints": _EARLY_HINTS, "/not-modified": _NOT_MODIFIED, "/no-content": _NO_CONTENT,
+          "/garbage": b"NOT HTTP AT ALL\r\n\r\n", "/hang": b""}  # fmt: skip
+_IDLE_CLOSE_AFTER = 2
 
 
 class _Protocol(asyncio.Protocol):
@@ -30,6 +42,7 @@ class _Protocol(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
+        self.answered = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -51,10 +64,21 @@ class _Protocol(asyncio.Protocol):
         assert self.transport is not None
         server = self.server
         server.counts[path] += 1
-        if path == "/ok":
+        if path in _FIXED:
+            self.transport.write(_FIXED[path])
+        elif path == "/counter":
+            body = str(server.counts[path]).encode()
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        elif path == "/split":
+            cut = len(_OK) // 2
+            self.transport.write(_OK[:cut])
+            asyncio.get_running_loop().call_later(0.001, self.transport.write, _OK[cut:])
+        elif path == "/idle-close":
+            if self.answered == _IDLE_CLOSE_AFTER:
+                server.closed_unanswered += 1
+                self.transport.close()
+                return False
             self.transport.write(_OK)
-        elif path == "/chunked":
-            self.transport.write(_CHUNKED)
         elif path == "/close":
             self.transport.write(_CLOSE)
             self.transport.close()
@@ -66,8 +90,6 @@ class _Protocol(asyncio.Protocol):
         elif path.startswith("/status/"):
             code = int(path.rsplit("/", 1)[1])
             self.transport.write(f"HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n".encode())
-        elif path == "/redirect":
-            self.transport.write(_REDIRECT)
         elif path == "/reset":
             server.resets += 1
             if server.resets % 3 == 0:
@@ -76,12 +98,9 @@ class _Protocol(asyncio.Protocol):
                 self.transport.abort()
                 return False
             self.transport.write(_OK)
-        elif path == "/garbage":
-            self.transport.write(b"NOT HTTP AT ALL\r\n\r\n")
-        elif path == "/hang":
-            pass
         else:
             self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        self.answered += 1
         return True
 
 
@@ -91,6 +110,7 @@ class MisbehavingServer:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.resets = 0
+        self.closed_unanswered = 0
         self.port = free_port()
 
     @property

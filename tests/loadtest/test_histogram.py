@@ -130,6 +130,20 @@ class TestMerge:
         assert (hist.count, hist.min, hist.max) == (1, 7, 7)
 
 
+class TestTally:
+    def test_a_tally_counts_exactly_as_the_records_it_stands_for(self) -> None:
+        values = [0, 0, 3, *_lognormal(random.Random(4), 5_000)]  # zeros and values above `highest` included
+        tally = [0] * (max(values) + 1)
+        for value in values:
+            tally[value] += 1
+        tallied = Histogram(lowest=2, highest=20_000)
+        assert tallied.record_tally(tally) == len(values)
+        recorded = _filled(values, lowest=2, highest=20_000)
+        assert recorded.clamped > 0
+        assert tallied.to_dict() == recorded.to_dict()
+        assert tallied.record_tally([0] * 10) == 0
+
+
 class TestSerialization:
     def test_a_json_round_trip_is_exact_and_compact(self) -> None:
         rng = random.Random(7)

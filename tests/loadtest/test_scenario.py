@@ -84,6 +84,19 @@ class TestScenario:
         assert scenario.prepare(100, stream=0) != scenario.prepare(100, stream=1)
         assert scenario.names == ["GET /a", "GET /b"]
 
+    def test_a_fixed_request_is_encoded_once_and_pooled_ones_still_draw_every_time(self) -> None:
+        scenario = Scenario(
+            "http://127.0.0.1:8000",
+            [RequestTemplate("/fixed"), RequestTemplate("/item/{id}", values={"id": Uniform(1, 10**9)})],
+        )
+        ring = scenario.prepare(2_000)
+        fixed = [r.data for r in ring if r.name == 0]
+        pooled = [r.data for r in ring if r.name == 1]
+        assert len(fixed) > 500
+        assert len(pooled) > 500
+        assert len({id(data) for data in fixed}) == 1
+        assert len(set(pooled)) > 0.99 * len(pooled)
+
     @pytest.mark.parametrize(
         "url", ["https://127.0.0.1/", "ftp://x/", "127.0.0.1:80", "http://:80/", "http://h:99999/"]
     )

@@ -7,11 +7,13 @@ computed from the union of all recorded values, never averaged.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import multiprocessing
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -28,7 +30,7 @@ from overdrive.loadtest.histogram import Histogram
 from overdrive.loadtest.result import LatencyStats, LoadResult, NameResult, TimelinePoint
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from overdrive.loadtest.scenario import Scenario
 
@@ -295,7 +297,8 @@ def run_load(
     for config in configs:
         parent, child = context.Pipe(duplex=True)
         process = context.Process(target=worker_main, args=(child, config), daemon=True)
-        process.start()
+        with _main_script_hidden():
+            process.start()
         child.close()
         if options.cpus and hasattr(os, "sched_setaffinity") and process.pid is not None:
             os.sched_setaffinity(process.pid, {options.cpus[config.index % len(options.cpus)]})
@@ -313,6 +316,24 @@ def run_load(
                 process.kill()
     aggregate.finish()
     return _result(scenario, options, aggregate, started_at)
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Keep a spawned worker from re-running the main script or module, as `spawn` otherwise does.
+
+    A worker needs nothing from `__main__` (its config is plain data, its code lives here), and for `overdrive
+    load` the script is the whole CLI: importing it again costs each worker ~0.16 s of CPU before the first request.
+    """
+    main = sys.modules["__main__"]
+    path, spec = main.__dict__.pop("__file__", None), main.__spec__  # `python script.py`, `python -m module`
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+        if path is not None:
+            main.__file__ = path
 
 
 def _start_together(pipes: list[Pipe], timeout_s: float = 60.0) -> None:

@@ -230,12 +230,18 @@ class Scenario:
         weights = list(itertools.accumulate(r.weight for r in self.requests))
         picks = rng.choices(range(len(self.requests)), cum_weights=weights, k=size)
         host = self.host_header
+        templates = [_with_prefix(t, self.prefix) if self.prefix else t for t in self.requests]
+        # A template without pools draws nothing from `rng`: encoded once, its request is shared by every pick.
+        fixed: dict[int, PreparedRequest] = {}
         out = []
         for index in picks:
-            template = self.requests[index]
-            if self.prefix:
-                template = _with_prefix(template, self.prefix)
-            out.append(template.encode(rng, host, self._name_index[index]))
+            request = fixed.get(index)
+            if request is None:
+                template = templates[index]
+                request = template.encode(rng, host, self._name_index[index])
+                if not template.values:
+                    fixed[index] = request
+            out.append(request)
         return out
 
 
