@@ -1,9 +1,10 @@
 """Overhead of Overdrive's ObservabilityMiddleware against bare apps and peer Prometheus middlewares.
 
-Nine hello-world apps (`benchmarks/observability_apps.py`): bare Starlette, Starlette + Overdrive,
+Ten hello-world apps (`benchmarks/observability_apps.py`): bare Starlette, Starlette + Overdrive,
 Starlette + starlette_exporter, bare FastAPI, FastAPI + prometheus-fastapi-instrumentator, FastAPI + Overdrive,
 the two stacks with an access log (Overdrive's `instrument_app`; starlette_exporter + a stdlib JSON access line),
-and Starlette with a do-nothing middleware that wraps `send` (the floor any response-seeing middleware pays).
+and Starlette and FastAPI with a do-nothing middleware that wraps `send` (the floor any response-seeing middleware
+pays).
 Each is served by granian (one worker, uvloop, pinned to core 0) and loaded by `wrk -t1 -c64 --latency`
 (pinned to core 1), in interleaved rounds whose order alternates (forward, then reversed). The report gives
 medians over the rounds and the median of per-round req/s ratios: each stack against its bare app, and
@@ -59,6 +60,7 @@ APPS = (
     "starlette_stack",
     "starlette_exporter_logged",
     "starlette_passthrough",
+    "fastapi_passthrough",
 )
 # (stack, baseline): each stack against its bare app, then Overdrive against each peer stack.
 VS_BARE = (
@@ -69,6 +71,7 @@ VS_BARE = (
     ("starlette_stack", "starlette_bare"),
     ("starlette_exporter_logged", "starlette_bare"),
     ("starlette_passthrough", "starlette_bare"),
+    ("fastapi_passthrough", "fastapi_bare"),
 )
 VS_PEER = (
     ("starlette_overdrive", "starlette_exporter"),

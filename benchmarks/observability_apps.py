@@ -168,3 +168,10 @@ class _Passthrough:
 def starlette_passthrough() -> Starlette:
     """9. Starlette with a do-nothing send-wrapping middleware: the floor of any middleware that sees responses."""
     return _starlette([Middleware(_Passthrough)])
+
+
+def fastapi_passthrough() -> FastAPI:
+    """10. FastAPI with the same do-nothing send-wrapping middleware: the floor on FastAPI."""
+    app = _fastapi()
+    app.add_middleware(_Passthrough)
+    return app

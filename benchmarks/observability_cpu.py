@@ -34,6 +34,7 @@ APPS = (
     "fastapi_bare",
     "fastapi_overdrive",
     "fastapi_instrumentator",
+    "fastapi_passthrough",
 )
 SCOPE: dict[str, Any] = {
     "type": "http",
