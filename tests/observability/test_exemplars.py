@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -248,6 +249,27 @@ class TestSharedExemplars:
         finally:
             other.close()
             scraper.close()
+
+    def test_a_forked_child_starts_without_the_parent_s_exemplars(self, tmp_path: Path) -> None:
+        parent = RequestMetrics(multiprocess_dir=tmp_path)
+        try:
+            _record(parent, "/items/{id}", 0.02, TRACE_A, at=1.0)
+            child = multiprocessing.get_context("fork").Process(target=_fork_child_reports, args=(parent,))
+            child.start()
+            child.join(30)
+            assert child.exitcode == 0, "the child found the parent's exemplars, or recorded none of its own"
+            seen = _exemplars(parent.render(openmetrics=True))
+            assert seen["/items/{id}", "0.025"].labels == {"trace_id": TRACE_B}, "the child's newer one, published"
+        finally:
+            parent.close()
+
+
+def _fork_child_reports(metrics: RequestMetrics) -> None:
+    """In a forked child: nothing inherited; then one exemplar of its own, published on close."""
+    if metrics.exemplars or metrics.series:
+        raise SystemExit(1)
+    _record(metrics, "/items/{id}", 0.02, TRACE_B, at=2.0)
+    metrics.close()
 
 
 class TestOpenMetricsText:
