@@ -299,3 +299,21 @@ class TestOtherStructlogConfigurations:
                 await client.get("/items/2")
             (line,) = _access(_lines(logs, tmp_path / "p.log"))
         assert (line["region"], line["route"], line["status"]) == ("eu", "/items/{item_id}", 200)
+
+    async def test_a_bound_value_json_cannot_hold_is_written_as_its_repr(self, tmp_path: Path) -> None:
+        class Opaque:
+            def __repr__(self) -> str:
+                return "<opaque thing>"
+
+        async def binds_an_object(request: Request) -> Response:
+            bind_contextvars(thing=Opaque(), huge=2**70)
+            return PlainTextResponse("ok")
+
+        app = ObservabilityMiddleware(
+            Starlette(routes=[Route("/o", binds_an_object)]), metrics=RequestMetrics(), access_log=AccessLog()
+        )
+        with configure_logging(tmp_path / "o.log") as logs:
+            async with _client(app) as client:
+                await client.get("/o")
+            (line,) = _access(_lines(logs, tmp_path / "o.log"))
+        assert (line["thing"], line["huge"], line["status"]) == ("<opaque thing>", repr(2**70), 200)
