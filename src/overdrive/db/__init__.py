@@ -16,8 +16,9 @@ SQLAlchemy is not installed (it comes with the ``demo`` extra); type checkers se
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from overdrive._lazy import lazy_names
 
 if TYPE_CHECKING:
     from overdrive.db.advisor import IndexAdvice, IndexCandidate, IndexColumn, QueryGain, advise
@@ -112,15 +113,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        msg = f"module 'overdrive.db' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
