@@ -25,12 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from overdrive.observability import AccessLog, ObservabilityMiddleware, RequestMetrics, configure_logging
 
 REQUESTS = 20_000
-SCOPE = {
+SCOPE = {  # complete enough for OpenTelemetry's ASGI middleware too (`benchmarks/exemplars.py` shares it)
     "type": "http",
     "asgi": {"version": "3.0"},
     "http_version": "1.1",
+    "scheme": "http",
+    "server": ("127.0.0.1", 8000),
     "method": "GET",
     "path": "/items/1",
+    "raw_path": b"/items/1",
+    "query_string": b"",
     "headers": [(b"host", b"bench")],
     "client": ("127.0.0.1", 50000),
 }

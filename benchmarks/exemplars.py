@@ -26,36 +26,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.access_log import SCOPE, _app, _receive, _send
 
 from overdrive.observability import ObservabilityMiddleware, RequestMetrics
 from overdrive.observability.tracing import sampled_trace_id, traced, tracer_provider
-
-SCOPE = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "scheme": "http",
-    "server": ("127.0.0.1", 8000),
-    "method": "GET",
-    "path": "/items/1",
-    "raw_path": b"/items/1",
-    "query_string": b"",
-    "headers": [(b"host", b"bench")],
-    "client": ("127.0.0.1", 50000),
-}
-
-
-async def _app(_scope: dict[str, Any], _receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"hello"})
-
-
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": b""}
-
-
-async def _send(_message: dict[str, Any]) -> None:
-    return None
 
 
 async def _serve(app: Any, requests: int) -> float:
