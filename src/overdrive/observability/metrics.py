@@ -40,7 +40,6 @@ DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 UNMATCHED_ROUTE: Final = "(unmatched)"
 OTHER_ROUTE: Final = "(other)"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_CLASSES: Final = {n: f"{n}xx" for n in range(1, 6)}
 _STATUS_CLASSES: Final = {code: f"{code // 100}xx" for code in range(100, 600)}  # one lookup, no division
 _TRACE_ID_MAX: Final = EXEMPLAR_LABELS_MAX - len("trace_id")
 
@@ -173,7 +172,7 @@ class RequestMetrics:
         if len(trace_id) > _TRACE_ID_MAX:
             msg = f"An exemplar's trace id may have {_TRACE_ID_MAX} characters at most, not {len(trace_id)}."
             raise ValueError(msg)
-        status_class = _CLASSES.get(status // 100, "5xx")
+        status_class = _STATUS_CLASSES.get(status, "5xx")
         key = (method, route, status_class)
         if key not in self.series:
             key = (method, OTHER_ROUTE, status_class)

@@ -197,17 +197,12 @@ class ObservabilityMiddleware:
         if scope["type"] == "http":
             await self._exposition(scope, send)
         elif scope["type"] == "lifespan" and self.logs is not None:
-            await self._lifespan(scope, receive, send, self.logs)
+            # The same hook as the stand-alone layer, run from here: no extra hop on every HTTP request.
+            from overdrive.observability.logs import FlushLogsOnShutdown  # noqa: PLC0415 -- once per lifespan
+
+            await FlushLogsOnShutdown(self.app, logs=self.logs)(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send, logs: StructuredLogs) -> None:
-        async def send_after_close(message: Message) -> None:
-            if message["type"] in {"lifespan.shutdown.complete", "lifespan.shutdown.failed"}:
-                await asyncio.to_thread(logs.close)
-            await send(message)
-
-        await self.app(scope, receive, send_after_close)
 
     async def _exposition(self, scope: Scope, send: Send) -> None:
         accept = b",".join(value for name, value in scope["headers"] if name == b"accept").decode("latin-1")
