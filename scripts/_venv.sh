@@ -24,7 +24,8 @@ ensure_venv() {
         "$python" -m venv "$venv"
     fi
     stamp="$venv/.overdrive-installed"
-    want="$extra $(sha256sum pyproject.toml | cut -c1-16)"
+    # Reinstall when the build inputs change: the metadata, and the C extension with its build hook.
+    want="$extra $(cat pyproject.toml hatch_build.py src/overdrive/*/*.c | sha256sum | cut -c1-16)"
     # The dev extra includes the demo extra, so a dev install also satisfies the demo.
     if [ ! -f "$stamp" ] || { [ "$(cat "$stamp")" != "$want" ] && [ "$(cat "$stamp")" != "dev ${want#* }" ]; }; then
         echo "Installing overdrive[$extra] into $venv" >&2

@@ -28,7 +28,7 @@ from overdrive.observability.access import ACCESS_EVENT
 from overdrive.observability.logs import configure_logging
 from tests.observability.logsupport import read_lines
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("middleware_path")]
 
 
 async def _item(request: Request) -> Response:

@@ -379,6 +379,7 @@ def _traceparent(trace_id: str, *, sampled: bool = True) -> dict[str, str]:
 
 
 @pytest.mark.anyio
+@pytest.mark.usefixtures("middleware_path")
 class TestMiddleware:
     async def test_a_sampled_request_s_trace_id_is_served_to_openmetrics_scrapers(self) -> None:
         metrics = RequestMetrics()

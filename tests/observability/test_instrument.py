@@ -30,7 +30,7 @@ from overdrive.observability.logs import active_logs
 from overdrive.types import ASGIApp, Receive, Scope, Send
 from tests.observability.logsupport import read_lines
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("middleware_path")]
 
 
 @pytest.fixture

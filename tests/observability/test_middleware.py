@@ -19,7 +19,7 @@ from overdrive.observability import ObservabilityMiddleware, RequestMetrics
 from overdrive.observability.metrics import OTHER_ROUTE, UNMATCHED_ROUTE
 from overdrive.types import Message, Receive, Scope, Send
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("middleware_path")]
 
 
 async def _item(request: Request) -> Response:

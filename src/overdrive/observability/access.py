@@ -71,6 +71,11 @@ class AccessLog:
         self._error_level = level
         self._logger: tuple[object, object, object, Any] = (None, None, None, None)
 
+    @property
+    def error_level(self) -> int:
+        """The logging level of `server_errors_as`."""
+        return self._error_level
+
     def start(self, scope: Scope, request_id: str, route_of: Callable[[Scope], str]) -> RequestLogScope:
         """Set the request's log context; returns what `finish` needs to end it."""
         # The snapshot costs constant time (contexts are immutable maps); `finish` compares against it.

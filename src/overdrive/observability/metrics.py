@@ -27,12 +27,15 @@ import weakref
 from bisect import bisect_left
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from overdrive.observability import _openmetrics
 from overdrive.observability._openmetrics import EXEMPLAR_LABELS_MAX, escape
 from overdrive.observability._snapshot import Exemplar, SeriesKey, SeriesTotals, Snapshot
 from overdrive.observability.multiprocess import METRICS_DIR_ENV, SharedMetricsStore, SnapshotPublisher
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["DEFAULT_BUCKETS", "OTHER_ROUTE", "UNMATCHED_ROUTE", "RequestMetrics"]
 
@@ -74,6 +77,11 @@ class RequestMetrics:
         publish_interval: seconds between snapshots published to `multiprocess_dir`.
 
     """
+
+    methods: ClassVar[frozenset[str]] = _METHODS
+    """Method labels kept as they are; any other method counts as ``OTHER``."""
+    status_classes: ClassVar[Mapping[int, str]] = _STATUS_CLASSES
+    """Status code to its class label; codes outside 100-599 count as ``5xx``."""
 
     def __init__(
         self,
@@ -145,7 +153,7 @@ class RequestMetrics:
         key = (method, route, _STATUS_CLASSES.get(status, "5xx"))
         series = self.series.get(key)
         if series is None:
-            series = self._new_series(key)
+            series = self.new_series(key)
         series.buckets[bisect_left(self.buckets, seconds)] += 1
         series.total += seconds
 
@@ -184,7 +192,8 @@ class RequestMetrics:
         when = time.time() if timestamp is None else timestamp
         slots[bisect_left(self.buckets, seconds)] = Exemplar(trace_id, seconds, when)
 
-    def _new_series(self, key: tuple[str, str, str]) -> _Series:
+    def new_series(self, key: tuple[str, str, str]) -> _Series:
+        """The series to count a label set seen for the first time under (``(other)`` past `max_routes`)."""
         method, route, status = key
         if route not in self._routes:
             if len(self._routes) >= self.max_routes and route != UNMATCHED_ROUTE:

@@ -4,6 +4,9 @@ One class, `ObservabilityMiddleware`, does these jobs in one pass, because each 
 (request start, response start) and wrapping one middleware per job would pay for a `send` wrapper each per
 request; the request id and route template are computed once and shared by all of them.
 Per-request state lives in a small responder object, never on the middleware.
+
+The per-request work runs compiled (`_speedups.c`) where the extension was built, and in Python otherwise;
+`ObservabilityMiddleware._timed` is the reference the compiled path follows line by line, and the tests run both.
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ import os
 import random
 import re
 from functools import partial
+from logging import INFO
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from overdrive.observability import _openmetrics
+from overdrive.observability.context import REQUEST
 from overdrive.observability.metrics import UNMATCHED_ROUTE, RequestMetrics
+
+try:
+    from overdrive.observability import _speedups
+except ImportError:  # built without a C compiler: the Python path does the same work, slower
+    _speedups = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -95,6 +105,8 @@ class ObservabilityMiddleware:
         exemplars: returns the current request's trace id if its trace is sampled, else None (such as
             `overdrive.observability.tracing.sampled_trace_id`, with `traced` around this middleware); each sampled
             request then becomes its bucket's exemplar, shown to scrapers that accept OpenMetrics.
+        compiled: run the per-request work in the compiled extension when it is installed (the default); False
+            runs the Python reference path. The options above are read once, here.
 
     """
 
@@ -110,6 +122,7 @@ class ObservabilityMiddleware:
         routes: Sequence[Any] | None = None,
         logs: StructuredLogs | None = None,
         exemplars: Callable[[], str | None] | None = None,
+        compiled: bool = True,
     ) -> None:
         self.app = app
         self.routes = routes
@@ -121,12 +134,57 @@ class ObservabilityMiddleware:
         self.logs = logs
         self.exemplars = exemplars
         self._new_id = _id_source()
+        self._hot: _speedups.Hot | None = None
+        if compiled and _speedups is not None:  # not None where the extension was built
+            self._hot = self._compiled()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0915 -- one hot function
+    @property
+    def compiled(self) -> bool:
+        """Whether requests run through the compiled extension."""
+        return self._hot is not None
+
+    def _compiled(self) -> _speedups.Hot:
+        metrics, access = self.metrics, self.access_log
+        return _speedups.Hot(
+            in_flight=metrics.in_flight,
+            series=metrics.series,
+            status_classes=metrics.status_classes,
+            methods=metrics.methods,
+            new_series=metrics.new_series,
+            route_of=self.route_of,
+            buckets=metrics.buckets,
+            server_timing=self.server_timing,
+            trust_request_id=self.trust_request_id,
+            seed=int.from_bytes(os.urandom(8), "little"),
+            request_var=REQUEST,
+            access=access,
+            info_level=INFO,
+            error_level=access.error_level if access is not None else INFO,
+            exemplars=self.exemplars,
+            exemplar=metrics.exemplar,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the exposition, or run the app with timing, counting and a request id."""
         if scope["type"] != "http" or scope["path"] == self.metrics_path:
             await self._not_timed(scope, receive, send)
             return
+        hot = self._hot
+        if hot is None:
+            await self._timed(scope, receive, send)
+            return
+        request = hot.begin(scope, send)
+        error: Exception | None = None
+        try:
+            await self.app(scope, receive, request)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            request.end(error)
+
+    async def _timed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request with timing, counting and a request id, in Python: the reference for `_speedups.c`."""
         # The hot path: everything below runs once per request, so it is written for speed (locals, one closure).
         started = perf_counter()
         raw_id = None
