@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <structmember.h>
+
 /* ------------------------------------------------------------------ interned names */
 
 static PyObject *s_type, *s_status, *s_headers, *s_body, *s_start_kind, *s_body_kind, *s_state, *s_request_id,
@@ -244,6 +246,10 @@ typedef struct {
      * the deque's append, and the writer's fixed capacity and nudge threshold. */
     PyObject *queue_logs, *queue_writer, *queue_lines, *queue_append;
     Py_ssize_t queue_capacity, queue_nudge_at;
+    /* The series class (metrics._Series) keeps `buckets` and `total` in __slots__: where, read once from its
+     * member descriptors, so a request reads and writes them without two attribute lookups and a store. */
+    PyTypeObject *series_type;
+    Py_ssize_t buckets_offset, total_offset;
     time_t stamp_second;      /* the second `stamp` spells */
     char stamp[80];           /* "YYYY-MM-DDTHH:MM:SS" */
 } Hot;
@@ -257,7 +263,7 @@ typedef struct {
     PyObject *request_id; /* str */
     PyObject *method;     /* method label */
     PyObject *status;     /* int object from the app's start message, or NULL (then 500) */
-    PyObject *outer;      /* the context before the request (access log only) */
+    PyObject *outer;      /* a copy of the context before the request, NULL if that was empty (access log only) */
     PyObject *token;      /* the request context variable's token (access log only) */
     Py_ssize_t sent;
     double started;
@@ -266,6 +272,15 @@ typedef struct {
 } Responder;
 
 static PyTypeObject ResponderType;
+
+/* How many context variables the running context holds, without copying it (a copy is an allocation). */
+static Py_ssize_t
+current_context_size(void)
+{
+    PyObject *context = PyThreadState_Get()->context;
+    return context == NULL ? 0 : PyObject_Length(context);
+}
+
 static PyObject *Responder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
 static uint64_t
@@ -298,6 +313,7 @@ Hot_dealloc(Hot *self)
     Py_CLEAR(self->queue_writer);
     Py_CLEAR(self->queue_lines);
     Py_CLEAR(self->queue_append);
+    Py_CLEAR(self->series_type);
     PyMem_Free(self->bounds);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -319,6 +335,7 @@ Hot_traverse(Hot *self, visitproc visit, void *arg)
     Py_VISIT(self->queue_writer);
     Py_VISIT(self->queue_lines);
     Py_VISIT(self->queue_append);
+    Py_VISIT(self->series_type);
     return 0;
 }
 
@@ -538,8 +555,9 @@ Hot_begin(Hot *self, PyObject *const *args, Py_ssize_t nargs)
 
     /* AccessLog.start: the context before, and the request's log context */
     if (self->access != Py_None) {
-        r->outer = (PyObject *)PyContext_CopyCurrent();
-        if (r->outer == NULL) goto fail;
+        Py_ssize_t size = current_context_size();
+        if (size < 0) goto fail;
+        if (size > 0 && (r->outer = PyContext_CopyCurrent()) == NULL) goto fail;
         PyObject *context = PyTuple_Pack(3, r->request_id, scope, self->route_of);
         if (context == NULL) goto fail;
         r->token = PyContextVar_Set(self->request_var, context);
@@ -733,6 +751,8 @@ route_of(Responder *self)
     return PyObject_CallOneArg(self->hot->route_of, self->scope);
 }
 
+static int add_observation(Hot *hot, PyObject *series, double seconds);
+
 /* RequestMetrics.finished */
 static int
 count_request(Responder *self, PyObject *route, PyObject *status, double seconds)
@@ -760,32 +780,57 @@ count_request(Responder *self, PyObject *route, PyObject *status, double seconds
     if (series == NULL) series = PyErr_Occurred() ? NULL : PyObject_CallOneArg(hot->new_series, key);
     Py_DECREF(key);
     if (series == NULL) return -1;
-    int result = -1;
-    PyObject *buckets = PyObject_GetAttr(series, s_buckets);
-    PyObject *total = buckets == NULL ? NULL : PyObject_GetAttr(series, s_total);
-    Py_ssize_t index = bucket_of(hot, seconds);
-    if (total == NULL)
-        ;
-    else if (!PyList_CheckExact(buckets) || index >= PyList_GET_SIZE(buckets) || !PyFloat_CheckExact(total))
-        PyErr_SetString(PyExc_TypeError, "a series needs a bucket list as long as the histogram and a float sum");
-    else {
-        PyObject *count = PyList_GET_ITEM(buckets, index);
-        long long before = PyLong_CheckExact(count) ? PyLong_AsLongLong(count) : -1;
-        if (before == -1) PyErr_Clear(); /* past 64 bits, or not an int: Python adds */
-        PyObject *more = before >= 0 ? PyLong_FromLongLong(before + 1) : PyNumber_Add(count, one);
-        PyObject *sum = more == NULL ? NULL : PyFloat_FromDouble(PyFloat_AS_DOUBLE(total) + seconds);
-        if (sum != NULL) {
-            PyList_SetItem(buckets, index, more); /* steals `more` */
-            result = PyObject_SetAttr(series, s_total, sum);
-            Py_DECREF(sum);
-        }
-        else
-            Py_XDECREF(more);
-    }
-    Py_XDECREF(buckets);
-    Py_XDECREF(total);
+    int result = add_observation(hot, series, seconds);
     Py_DECREF(series);
     return result;
+}
+
+/* The offset of `name` in instances of `type` if it is an object slot of that type's own __slots__, else -1. */
+static Py_ssize_t
+slot_offset(PyTypeObject *type, PyObject *name)
+{
+    PyObject *descriptor = PyDict_GetItemWithError(type->tp_dict, name);
+    if (descriptor == NULL || !Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) return -1;
+    PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+    return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : -1;
+}
+
+/* series.buckets[bisect_left(bounds, seconds)] += 1; series.total += seconds */
+static int
+add_observation(Hot *hot, PyObject *series, double seconds)
+{
+    if (hot->series_type != Py_TYPE(series)) {
+        Py_ssize_t buckets_offset = slot_offset(Py_TYPE(series), s_buckets);
+        Py_ssize_t total_offset = slot_offset(Py_TYPE(series), s_total);
+        if (PyErr_Occurred()) return -1;
+        if (buckets_offset < 0 || total_offset < 0) {
+            PyErr_SetString(PyExc_TypeError, "a series must keep `buckets` and `total` in __slots__");
+            return -1;
+        }
+        Py_XSETREF(hot->series_type, (PyTypeObject *)Py_NewRef(Py_TYPE(series)));
+        hot->buckets_offset = buckets_offset;
+        hot->total_offset = total_offset;
+    }
+    PyObject *buckets = *(PyObject **)((char *)series + hot->buckets_offset);
+    PyObject **total = (PyObject **)((char *)series + hot->total_offset);
+    Py_ssize_t index = bucket_of(hot, seconds);
+    if (buckets == NULL || !PyList_CheckExact(buckets) || index >= PyList_GET_SIZE(buckets) || *total == NULL ||
+        !PyFloat_CheckExact(*total)) {
+        PyErr_SetString(PyExc_TypeError, "a series needs a bucket list as long as the histogram and a float sum");
+        return -1;
+    }
+    PyObject *count = PyList_GET_ITEM(buckets, index);
+    long long before = PyLong_CheckExact(count) ? PyLong_AsLongLong(count) : -1;
+    if (before == -1) PyErr_Clear(); /* past 64 bits, or not an int: Python adds */
+    PyObject *more = before >= 0 ? PyLong_FromLongLong(before + 1) : PyNumber_Add(count, one);
+    PyObject *sum = more == NULL ? NULL : PyFloat_FromDouble(PyFloat_AS_DOUBLE(*total) + seconds);
+    if (sum == NULL) {
+        Py_XDECREF(more);
+        return -1;
+    }
+    PyList_SetItem(buckets, index, more); /* steals `more` */
+    Py_SETREF(*total, sum);
+    return 0;
 }
 
 /* The access line of `configure_logging`'s fast path, as access.py builds it and orjson renders it. */
@@ -912,11 +957,8 @@ static int
 write_fast(Responder *self, PyObject *route, long long status, double seconds)
 {
     Hot *hot = self->hot;
-    if (PyObject_Length(self->outer) != 0) return 0; /* fields bound around the request */
-    PyObject *now = PyContext_CopyCurrent();
-    if (now == NULL) return -1;
-    Py_ssize_t bound = PyObject_Length(now);
-    Py_DECREF(now);
+    if (self->outer != NULL) return 0; /* fields bound around the request */
+    Py_ssize_t bound = current_context_size();
     if (bound != 1) return bound < 0 ? -1 : 0; /* fields the app bound: merged by access.py */
     PyObject *logs = PyObject_GetAttr(hot->access, s_logs);
     if (logs == NULL) return -1;
@@ -982,7 +1024,9 @@ done:
 static int
 write_slow(Responder *self, PyObject *route, PyObject *status, double seconds, PyObject *error)
 {
-    PyObject *started = PyTuple_Pack(2, self->outer, self->token);
+    PyObject *outer = self->outer != NULL ? Py_NewRef(self->outer) : PyContext_New();
+    PyObject *started = outer == NULL ? NULL : PyTuple_Pack(2, outer, self->token);
+    Py_XDECREF(outer);
     if (started == NULL) return -1;
     PyObject *seconds_object = PyFloat_FromDouble(seconds);
     PyObject *sent = PyLong_FromSsize_t(self->sent);
