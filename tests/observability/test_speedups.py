@@ -238,3 +238,142 @@ class TestMessages:
         request.end(None)
         with pytest.raises(RuntimeError, match="already ended"):
             request.end(None)
+
+
+def _hot(**options: Any) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+    hot = ObservabilityMiddleware(app, metrics=RequestMetrics(), compiled=True, **options)._hot
+    assert hot is not None
+    return hot
+
+
+async def _ignore(message: Message) -> None:
+    return None
+
+
+def _scope(**fields: Any) -> dict[str, Any]:
+    return {"type": "http", "method": "GET", "path": "/", "headers": [], "client": None, **fields}
+
+
+class TestMisuse:
+    def test_an_uninitialised_hot_refuses_to_begin(self) -> None:
+        hot = _speedups.Hot.__new__(_speedups.Hot)
+        with pytest.raises(RuntimeError, match="not initialised"):
+            hot.begin(_scope(), _ignore)
+
+    def test_ending_in_another_context_raises_instead_of_failing_silently(self, logs: StructuredLogs) -> None:
+        import contextvars
+
+        hot = _hot(access_log=AccessLog(logs=logs))
+        request = contextvars.copy_context().run(hot.begin, _scope(), _ignore)
+        with pytest.raises(ValueError, match="different Context"):
+            request.end(None)
+
+
+class _Falsy:
+    def __bool__(self) -> bool:
+        msg = "no truth here"
+        raise LookupError(msg)
+
+
+@pytest.mark.anyio
+class TestSameErrorsOnBothPaths:
+    @pytest.mark.parametrize(
+        ("fields", "error"),
+        [
+            ({"headers": None}, TypeError),
+            ({"headers": [(b"x-request-id", b"a", b"b")]}, ValueError),
+            ({"headers": [(b"x-request-id", "text")]}, TypeError),
+            ({"client": _Falsy()}, LookupError),
+        ],
+    )
+    async def test_odd_scopes_raise_the_same_error(
+        self, logs: StructuredLogs, fields: dict[str, Any], error: type[Exception]
+    ) -> None:
+        from overdrive.observability.context import REQUEST
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def receive() -> Message:
+            return {"type": "http.request"}
+
+        for compiled in (True, False):
+            middleware = ObservabilityMiddleware(
+                app, metrics=RequestMetrics(), access_log=AccessLog(logs=logs), compiled=compiled
+            )
+            with pytest.raises(error):
+                await middleware(_scope(**fields), receive, _ignore)
+            assert REQUEST.get() is None
+
+    async def test_a_scope_without_headers_raises_key_error_on_both_paths(self) -> None:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            return None
+
+        async def receive() -> Message:
+            return {"type": "http.request"}
+
+        for compiled in (True, False):
+            middleware = ObservabilityMiddleware(app, metrics=RequestMetrics(), compiled=compiled)
+            scope = _scope()
+            del scope["headers"]
+            with pytest.raises(KeyError, match="headers"):
+                await middleware(scope, receive, _ignore)
+
+
+class TestRegistries:
+    def test_a_registry_that_counts_its_own_way_runs_the_python_path(self) -> None:
+        class OnlyGet(RequestMetrics):
+            methods = frozenset({"GET"})
+
+        class Custom(RequestMetrics):
+            def finished(self, method: str, route: str, status: int, seconds: float) -> None:
+                super().finished(method, route, status, seconds)
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            return None
+
+        assert ObservabilityMiddleware(app, metrics=OnlyGet()).compiled
+        assert not ObservabilityMiddleware(app, metrics=Custom()).compiled
+        assert ObservabilityMiddleware(app, metrics=RequestMetrics()).compiled
+
+    def test_series_it_does_not_recognise_are_counted_through_the_object_protocol(self) -> None:
+        class Count(int):
+            pass
+
+        class Series:
+            def __init__(self) -> None:
+                self.buckets = [Count(0)] * 12
+                self.total = 0.0
+
+        made: list[Series] = []
+
+        def new_series(key: tuple[str, str, str]) -> Series:
+            made.append(Series())
+            return made[-1]
+
+        metrics = RequestMetrics()
+        hot = _speedups.Hot(
+            in_flight=metrics.in_flight,
+            series={},
+            status_classes=metrics.status_classes,
+            methods=metrics.methods,
+            new_series=new_series,
+            route_of=lambda scope: "/r",
+            buckets=metrics.buckets,
+            server_timing=False,
+            trust_request_id=False,
+            seed=1,
+            request_var=__import__("overdrive.observability.context", fromlist=["REQUEST"]).REQUEST,
+            access=None,
+            info_level=20,
+            error_level=40,
+            exemplars=None,
+            exemplar=metrics.exemplar,
+        )
+        hot.begin(_scope(), _ignore).end(None)
+        assert sum(made[0].buckets) == 1
+        assert made[0].total > 0

@@ -101,6 +101,10 @@ static int
 buffer_reserve(Buffer *b, Py_ssize_t extra)
 {
     if (b->len + extra <= b->cap) return 0;
+    if (extra > PY_SSIZE_T_MAX / 2 - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
     Py_ssize_t cap = b->cap;
     while (cap < b->len + extra) cap *= 2;
     char *data = PyMem_Malloc((size_t)cap);
@@ -137,8 +141,13 @@ add_json_string(Buffer *b, PyObject *value)
     Py_ssize_t len;
     const char *text = PyUnicode_AsUTF8AndSize(value, &len);
     if (text == NULL) {
-        PyErr_Clear();
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear(); /* lone surrogates: Python's renderer writes them escaped */
         return 1;
+    }
+    if (len > (PY_SSIZE_T_MAX - 2) / 6) {
+        PyErr_NoMemory();
+        return -1;
     }
     if (buffer_reserve(b, len * 6 + 2) < 0) return -1;
     char *out = b->data + b->len;
@@ -241,6 +250,7 @@ typedef struct {
     Py_ssize_t nbounds;
     long info_level, error_level; /* logging levels of the two kinds of line */
     int server_timing, trust_request_id;
+    int ready;                /* __init__ ran (and tp_clear has not) */
     uint64_t rng;             /* splitmix64 state: request ids */
     /* BackgroundWriter.put's common case, done here: the logs it was looked up for, their writer, its deque,
      * the deque's append, and the writer's fixed capacity and nudge threshold. */
@@ -277,8 +287,15 @@ static PyTypeObject ResponderType;
 static Py_ssize_t
 current_context_size(void)
 {
+#if PY_VERSION_HEX < 0x030F0000 /* the thread state's `context` field, present from 3.7 through at least 3.14 */
     PyObject *context = PyThreadState_Get()->context;
     return context == NULL ? 0 : PyObject_Length(context);
+#else
+    PyObject *context = PyContext_CopyCurrent();
+    Py_ssize_t size = context == NULL ? -1 : PyObject_Length(context);
+    Py_XDECREF(context);
+    return size;
+#endif
 }
 
 static PyObject *Responder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
@@ -292,10 +309,45 @@ next_random(Hot *hot)
     return z ^ (z >> 31);
 }
 
+static int Hot_clear(Hot *self);
+
 static void
 Hot_dealloc(Hot *self)
 {
     PyObject_GC_UnTrack(self);
+    Hot_clear(self);
+    PyMem_Free(self->bounds);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+Hot_traverse(Hot *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->in_flight);
+    Py_VISIT(self->series);
+    Py_VISIT(self->status_classes);
+    Py_VISIT(self->methods);
+    Py_VISIT(self->new_series);
+    Py_VISIT(self->route_of);
+    Py_VISIT(self->request_var);
+    Py_VISIT(self->access);
+    Py_VISIT(self->exemplars);
+    Py_VISIT(self->exemplar);
+    Py_VISIT(self->level_info);
+    Py_VISIT(self->level_error);
+    Py_VISIT(self->logger_name);
+    Py_VISIT(self->queue_logs);
+    Py_VISIT(self->queue_writer);
+    Py_VISIT(self->queue_lines);
+    Py_VISIT(self->queue_append);
+    Py_VISIT(self->series_type);
+    return 0;
+}
+
+static int
+Hot_clear(Hot *self)
+{
+    self->ready = 0;
     Py_CLEAR(self->in_flight);
     Py_CLEAR(self->series);
     Py_CLEAR(self->status_classes);
@@ -314,43 +366,6 @@ Hot_dealloc(Hot *self)
     Py_CLEAR(self->queue_lines);
     Py_CLEAR(self->queue_append);
     Py_CLEAR(self->series_type);
-    PyMem_Free(self->bounds);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static int
-Hot_traverse(Hot *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->in_flight);
-    Py_VISIT(self->series);
-    Py_VISIT(self->status_classes);
-    Py_VISIT(self->methods);
-    Py_VISIT(self->new_series);
-    Py_VISIT(self->route_of);
-    Py_VISIT(self->request_var);
-    Py_VISIT(self->access);
-    Py_VISIT(self->exemplars);
-    Py_VISIT(self->exemplar);
-    Py_VISIT(self->queue_logs);
-    Py_VISIT(self->queue_writer);
-    Py_VISIT(self->queue_lines);
-    Py_VISIT(self->queue_append);
-    Py_VISIT(self->series_type);
-    return 0;
-}
-
-static int
-Hot_clear(Hot *self)
-{
-    Py_CLEAR(self->queue_logs);
-    Py_CLEAR(self->queue_writer);
-    Py_CLEAR(self->queue_lines);
-    Py_CLEAR(self->queue_append);
-    Py_CLEAR(self->new_series);
-    Py_CLEAR(self->route_of);
-    Py_CLEAR(self->access);
-    Py_CLEAR(self->exemplars);
-    Py_CLEAR(self->exemplar);
     return 0;
 }
 
@@ -417,6 +432,7 @@ Hot_init(Hot *self, PyObject *args, PyObject *kwargs)
     self->trust_request_id = trust_request_id;
     self->rng = (uint64_t)seed;
     self->stamp_second = (time_t)-1;
+    self->ready = 1;
     return 0;
 }
 
@@ -451,40 +467,57 @@ valid_request_id(PyObject *value)
     return 1;
 }
 
-/* The incoming X-Request-ID if the first one is well formed (a new reference), NULL otherwise (no error). */
+/* The incoming X-Request-ID if the first one is well formed (a new reference); NULL with no error when there is
+ * none or it is malformed; NULL with an error where the Python path raises (no headers, an item that is not a
+ * pair, a str value). */
 static PyObject *
 incoming_request_id(PyObject *scope)
 {
     PyObject *headers = PyDict_GetItemWithError(scope, s_headers);
-    if (headers == NULL) return NULL;
-    PyObject *items = PySequence_Fast(headers, "");
-    if (items == NULL) {
-        PyErr_Clear();
+    if (headers == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, s_headers);
         return NULL;
     }
+    PyObject *items = PySequence_Fast(headers, "The scope's headers must be iterable.");
+    if (items == NULL) return NULL;
     PyObject *found = NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(items, i);
-        PyObject *name, *value;
-        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
-            name = PyTuple_GET_ITEM(item, 0);
-            value = PyTuple_GET_ITEM(item, 1);
+        PyObject *pair = PySequence_Fast(PySequence_Fast_GET_ITEM(items, i), "A header must be a (name, value) pair.");
+        if (pair == NULL) goto fail;
+        if (PySequence_Fast_GET_SIZE(pair) != 2) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_ValueError, "A header must be a (name, value) pair.");
+            goto fail;
         }
-        else if (PyList_CheckExact(item) && PyList_GET_SIZE(item) == 2) {
-            name = PyList_GET_ITEM(item, 0);
-            value = PyList_GET_ITEM(item, 1);
-        }
-        else
+        PyObject *name = PySequence_Fast_GET_ITEM(pair, 0), *value = PySequence_Fast_GET_ITEM(pair, 1);
+        int matches = PyBytes_CheckExact(name) ? PyBytes_GET_SIZE(name) == 12 &&
+                                                     memcmp(PyBytes_AS_STRING(name), "x-request-id", 12) == 0
+                                               : PyObject_RichCompareBool(name, h_request_id, Py_EQ);
+        if (matches != 1) {
+            Py_DECREF(pair);
+            if (matches < 0) goto fail;
             continue;
-        if (PyBytes_CheckExact(name) && PyBytes_GET_SIZE(name) == 12 &&
-            memcmp(PyBytes_AS_STRING(name), "x-request-id", 12) == 0) {
-            if (valid_request_id(value)) found = Py_NewRef(value);
-            break;
         }
+        if (PyUnicode_Check(value)) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_TypeError, "A header value must be bytes, not str.");
+            goto fail;
+        }
+        PyObject *raw = PyBytes_CheckExact(value) ? Py_NewRef(value) : PyBytes_FromObject(value);
+        Py_DECREF(pair);
+        if (raw == NULL) goto fail;
+        if (valid_request_id(raw))
+            found = raw; /* a malformed id is replaced, never echoed */
+        else
+            Py_DECREF(raw);
+        break;
     }
     Py_DECREF(items);
     return found;
+fail:
+    Py_DECREF(items);
+    return NULL;
 }
 
 static PyObject *
@@ -492,6 +525,10 @@ Hot_begin(Hot *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !PyDict_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "begin(scope: dict, send) takes the request's scope and send");
+        return NULL;
+    }
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "This Hot was not initialised.");
         return NULL;
     }
     PyObject *scope = args[0];
@@ -522,9 +559,11 @@ Hot_begin(Hot *self, PyObject *const *args, Py_ssize_t nargs)
     }
     r->request_id = PyUnicode_DecodeASCII(PyBytes_AS_STRING(r->raw_id), PyBytes_GET_SIZE(r->raw_id), NULL);
     if (r->request_id == NULL) goto fail;
-    PyObject *state = PyDict_GetItemWithError(scope, s_state);
+    PyObject *state = Py_XNewRef(PyDict_GetItemWithError(scope, s_state));
     if (state != NULL) {
-        if (PyObject_SetItem(state, s_request_id, r->request_id) < 0) goto fail;
+        int stored = PyObject_SetItem(state, s_request_id, r->request_id);
+        Py_DECREF(state);
+        if (stored < 0) goto fail;
     }
     else {
         if (PyErr_Occurred()) goto fail;
@@ -537,14 +576,15 @@ Hot_begin(Hot *self, PyObject *const *args, Py_ssize_t nargs)
     }
 
     /* RequestMetrics.started */
-    PyObject *method = PyDict_GetItemWithError(scope, s_method);
+    PyObject *method = Py_XNewRef(PyDict_GetItemWithError(scope, s_method));
     if (method == NULL) {
         if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, s_method);
         goto fail;
     }
     int known = PySet_Contains(self->methods, method);
+    if (known >= 0) r->method = Py_NewRef(known ? method : s_other);
+    Py_DECREF(method);
     if (known < 0) goto fail;
-    r->method = Py_NewRef(known ? method : s_other);
     PyObject *count = PyDict_GetItemWithError(self->in_flight, r->method);
     if (count == NULL && PyErr_Occurred()) goto fail;
     PyObject *more = count == NULL ? PyLong_FromLong(1) : PyNumber_Add(count, one);
@@ -692,6 +732,10 @@ static PyObject *
 Responder_call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Responder *self = (Responder *)callable;
+    if (self->send == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "This request's send is gone.");
+        return NULL;
+    }
     if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
         PyErr_SetString(PyExc_TypeError, "send(message) takes one message");
         return NULL;
@@ -729,25 +773,27 @@ optional_attr(PyObject *obj, PyObject *name)
 static PyObject *
 route_of(Responder *self)
 {
-    PyObject *route = PyDict_GetItemWithError(self->scope, s_route);
+    PyObject *route = Py_XNewRef(PyDict_GetItemWithError(self->scope, s_route));
     if (route == NULL && PyErr_Occurred()) return NULL;
     if (route != NULL && route != Py_None) {
         /* getattr(route, "path_format", None) or getattr(route, "path", None) */
         PyObject *template = optional_attr(route, s_path_format);
-        if (template == NULL && PyErr_Occurred()) return NULL;
-        int truthy = template == NULL ? 0 : PyObject_IsTrue(template);
-        if (truthy < 0) {
-            Py_DECREF(template);
-            return NULL;
-        }
-        if (!truthy) {
+        int truthy = template == NULL ? (PyErr_Occurred() ? -1 : 0) : PyObject_IsTrue(template);
+        if (truthy == 0) {
             Py_XDECREF(template);
             template = optional_attr(route, s_path);
-            if (template == NULL && PyErr_Occurred()) return NULL;
+            if (template == NULL && PyErr_Occurred()) truthy = -1;
+        }
+        Py_DECREF(route);
+        if (truthy < 0) {
+            Py_XDECREF(template);
+            return NULL;
         }
         if (template != NULL && PyUnicode_Check(template)) return template;
         Py_XDECREF(template);
     }
+    else
+        Py_XDECREF(route);
     return PyObject_CallOneArg(self->hot->route_of, self->scope);
 }
 
@@ -795,6 +841,30 @@ slot_offset(PyTypeObject *type, PyObject *name)
     return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : -1;
 }
 
+/* series.buckets[index] += 1; series.total += seconds, through the object protocol: for counts past 64 bits
+ * and anything else the in-place path does not recognise. */
+static int
+add_observation_slowly(PyObject *series, Py_ssize_t index, double seconds)
+{
+    int result = -1;
+    PyObject *count = NULL, *more = NULL, *total = NULL, *elapsed = NULL, *sum = NULL;
+    PyObject *buckets = PyObject_GetAttr(series, s_buckets);
+    if (buckets == NULL || (count = PySequence_GetItem(buckets, index)) == NULL ||
+        (more = PyNumber_Add(count, one)) == NULL || PySequence_SetItem(buckets, index, more) < 0 ||
+        (total = PyObject_GetAttr(series, s_total)) == NULL || (elapsed = PyFloat_FromDouble(seconds)) == NULL ||
+        (sum = PyNumber_Add(total, elapsed)) == NULL)
+        goto done;
+    result = PyObject_SetAttr(series, s_total, sum);
+done:
+    Py_XDECREF(buckets);
+    Py_XDECREF(count);
+    Py_XDECREF(more);
+    Py_XDECREF(total);
+    Py_XDECREF(elapsed);
+    Py_XDECREF(sum);
+    return result;
+}
+
 /* series.buckets[bisect_left(bounds, seconds)] += 1; series.total += seconds */
 static int
 add_observation(Hot *hot, PyObject *series, double seconds)
@@ -802,11 +872,7 @@ add_observation(Hot *hot, PyObject *series, double seconds)
     if (hot->series_type != Py_TYPE(series)) {
         Py_ssize_t buckets_offset = slot_offset(Py_TYPE(series), s_buckets);
         Py_ssize_t total_offset = slot_offset(Py_TYPE(series), s_total);
-        if (PyErr_Occurred()) return -1;
-        if (buckets_offset < 0 || total_offset < 0) {
-            PyErr_SetString(PyExc_TypeError, "a series must keep `buckets` and `total` in __slots__");
-            return -1;
-        }
+        if (buckets_offset < 0 || total_offset < 0) return add_observation_slowly(series, bucket_of(hot, seconds), seconds);
         Py_XSETREF(hot->series_type, (PyTypeObject *)Py_NewRef(Py_TYPE(series)));
         hot->buckets_offset = buckets_offset;
         hot->total_offset = total_offset;
@@ -815,20 +881,22 @@ add_observation(Hot *hot, PyObject *series, double seconds)
     PyObject **total = (PyObject **)((char *)series + hot->total_offset);
     Py_ssize_t index = bucket_of(hot, seconds);
     if (buckets == NULL || !PyList_CheckExact(buckets) || index >= PyList_GET_SIZE(buckets) || *total == NULL ||
-        !PyFloat_CheckExact(*total)) {
-        PyErr_SetString(PyExc_TypeError, "a series needs a bucket list as long as the histogram and a float sum");
-        return -1;
-    }
+        !PyFloat_CheckExact(*total))
+        return add_observation_slowly(series, index, seconds);
     PyObject *count = PyList_GET_ITEM(buckets, index);
     long long before = PyLong_CheckExact(count) ? PyLong_AsLongLong(count) : -1;
-    if (before == -1) PyErr_Clear(); /* past 64 bits, or not an int: Python adds */
-    PyObject *more = before >= 0 ? PyLong_FromLongLong(before + 1) : PyNumber_Add(count, one);
+    if (before < 0 || before == LLONG_MAX) {
+        PyErr_Clear();
+        return add_observation_slowly(series, index, seconds);
+    }
+    /* From here to the stores no Python code runs, so `buckets` and `*total` stay what was checked. */
+    PyObject *more = PyLong_FromLongLong(before + 1);
     PyObject *sum = more == NULL ? NULL : PyFloat_FromDouble(PyFloat_AS_DOUBLE(*total) + seconds);
     if (sum == NULL) {
         Py_XDECREF(more);
         return -1;
     }
-    PyList_SetItem(buckets, index, more); /* steals `more` */
+    Py_SETREF(PyList_GET_ITEM(buckets, index), more);
     Py_SETREF(*total, sum);
     return 0;
 }
@@ -936,7 +1004,15 @@ find_queue(Hot *hot, PyObject *logs)
 static int
 queue_line(Hot *hot, PyObject *logs, PyObject *line)
 {
-    if (logs != hot->queue_logs && find_queue(hot, logs) < 0) return -1;
+    if (logs != hot->queue_logs && find_queue(hot, logs) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+        PyErr_Clear(); /* a writer of another kind: its put does it all */
+        PyObject *writer = PyObject_GetAttr(logs, s_writer);
+        PyObject *done = writer == NULL ? NULL : PyObject_CallMethodOneArg(writer, s_put, line);
+        Py_XDECREF(writer);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
     PyObject *closed = PyObject_GetAttr(hot->queue_writer, s_closed);
     if (closed == NULL) return -1;
     int open = closed == Py_False;
@@ -965,7 +1041,10 @@ write_fast(Responder *self, PyObject *route, long long status, double seconds)
     int result = 0;
     PyObject *closed = NULL, *level = NULL, *extra = NULL, *client = NULL, *line = NULL;
     if (logs == Py_None) goto done;
-    if ((closed = PyObject_GetAttr(logs, s_closed)) == NULL) goto error;
+    if ((closed = optional_attr(logs, s_closed)) == NULL) {
+        if (PyErr_Occurred()) goto error;
+        goto done; /* not configure_logging's logs: access.py knows what to do */
+    }
     if (closed != Py_False) goto done;
     if ((extra = PyObject_GetAttr(logs, s_extra_processors)) == NULL) goto error;
     int has_extra = PyObject_IsTrue(extra);

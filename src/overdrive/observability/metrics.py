@@ -136,21 +136,21 @@ class RequestMetrics:
 
     def label_method(self, method: str) -> str:
         """The method as a bounded label value."""
-        return method if method in _METHODS else "OTHER"
+        return method if method in self.methods else "OTHER"
 
     def started(self, method: str) -> str:
         """A request came in; returns its method as a label value, for `finished`.
 
         In-flight requests are counted per method: the route is only known after routing.
         """
-        label = method if method in _METHODS else "OTHER"
+        label = method if method in self.methods else "OTHER"
         self.in_flight[label] = self.in_flight.get(label, 0) + 1
         return label
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """A request ended: count it under its route template and status class, and time it."""
         self.in_flight[method] -= 1
-        key = (method, route, _STATUS_CLASSES.get(status, "5xx"))
+        key = (method, route, self.status_classes.get(status, "5xx"))
         series = self.series.get(key)
         if series is None:
             series = self.new_series(key)
@@ -180,7 +180,7 @@ class RequestMetrics:
         if len(trace_id) > _TRACE_ID_MAX:
             msg = f"An exemplar's trace id may have {_TRACE_ID_MAX} characters at most, not {len(trace_id)}."
             raise ValueError(msg)
-        status_class = _STATUS_CLASSES.get(status, "5xx")
+        status_class = self.status_classes.get(status, "5xx")
         key = (method, route, status_class)
         if key not in self.series:
             key = (method, OTHER_ROUTE, status_class)

@@ -86,6 +86,15 @@ def _id_source() -> Callable[[], bytes]:
     return new_id
 
 
+def _plain_registry(metrics: RequestMetrics) -> bool:
+    """Whether `metrics` counts as `RequestMetrics` does, which the compiled path does in its place."""
+    kind = type(metrics)
+    same_counting = all(
+        getattr(kind, name) is getattr(RequestMetrics, name) for name in ("started", "finished", "new_series")
+    )
+    return same_counting and type(metrics.methods) is frozenset and type(metrics.status_classes) is dict
+
+
 class ObservabilityMiddleware:
     """Records RED metrics, tags each request with an id, and reports its time in Server-Timing.
 
@@ -106,7 +115,10 @@ class ObservabilityMiddleware:
             `overdrive.observability.tracing.sampled_trace_id`, with `traced` around this middleware); each sampled
             request then becomes its bucket's exemplar, shown to scrapers that accept OpenMetrics.
         compiled: run the per-request work in the compiled extension when it is installed (the default); False
-            runs the Python reference path. The options above are read once, here.
+            runs the Python reference path. The options above, and the access log's logger name and level for
+            server errors, are read once, here; a `RequestMetrics` subclass that counts differently (its own
+            ``started``, ``finished`` or ``new_series``) runs the Python path. On the compiled path the app's
+            ``send`` does its work (status, headers) when called rather than when awaited.
 
     """
 
@@ -135,7 +147,7 @@ class ObservabilityMiddleware:
         self.exemplars = exemplars
         self._new_id = _id_source()
         self._hot: _speedups.Hot | None = None
-        if compiled and _speedups is not None:  # not None where the extension was built
+        if compiled and _plain_registry(metrics) and _speedups is not None:  # None where it was not built
             self._hot = self._compiled()
 
     @property
@@ -183,7 +195,7 @@ class ObservabilityMiddleware:
         finally:
             request.end(error)
 
-    async def _timed(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _timed(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912, PLR0915 -- one hot function
         """The request with timing, counting and a request id, in Python: the reference for `_speedups.c`."""
         # The hot path: everything below runs once per request, so it is written for speed (locals, one closure).
         started = perf_counter()
@@ -231,10 +243,15 @@ class ObservabilityMiddleware:
             error = exc
             raise
         finally:
-            route, seconds = self.route_of(scope), perf_counter() - started
-            metrics.finished(method, route, status, seconds)
-            if self.exemplars is not None and (trace_id := self.exemplars()) is not None:
-                metrics.exemplar(method, route, status, seconds, trace_id)
+            try:
+                route, seconds = self.route_of(scope), perf_counter() - started
+                metrics.finished(method, route, status, seconds)
+                if self.exemplars is not None and (trace_id := self.exemplars()) is not None:
+                    metrics.exemplar(method, route, status, seconds, trace_id)
+            except BaseException:
+                if log_scope is not None:
+                    REQUEST.reset(log_scope[1])  # the line is not written, but the log context still ends
+                raise
             if log_scope is not None:
                 access.finish(scope, log_scope, request_id, route, status, seconds, sent, error)  # type: ignore[union-attr]
 
