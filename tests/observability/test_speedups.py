@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,10 +120,19 @@ def logs(tmp_path: Path) -> Iterator[StructuredLogs]:
         yield configured
 
 
+async def _fresh(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Await `call()` in a task with an empty context, as a server runs a request (the compiled fast path's case)."""
+    return await asyncio.get_running_loop().create_task(call(), context=contextvars.Context())  # type: ignore[arg-type]
+
+
 async def _run(app: ObservabilityMiddleware, requests: list[tuple[str, dict[str, str]]]) -> list[httpx.Response]:
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 4321))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return [await client.get(path, headers=headers) for path, headers in requests]
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 4321))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [await client.get(path, headers=headers) for path, headers in requests]
+
+    result: list[httpx.Response] = await _fresh(run)
+    return result
 
 
 REQUESTS = [
@@ -152,6 +163,9 @@ class TestSamePathsSameResults:
             counts = {key: (sum(series.buckets), series.total > 0) for key, series in app.metrics.series.items()}
             echoed = [response.headers["x-request-id"] for response in responses[:4]]
             results[compiled] = (lines, counts, dict(app.metrics.in_flight), echoed)
+            if compiled:  # every line took the compiled path, not access.py's
+                assert app._hot is not None
+                assert app._hot.fast_lines == len(REQUESTS)
         assert results[True] == results[False]
         lines, counts, in_flight, echoed = results[True]
         assert echoed == ["fixed-1", "fixed-2", "fixed-3", "fixed-4"]
@@ -264,12 +278,12 @@ class TestMisuse:
             hot.begin(_scope(), _ignore)
 
     def test_ending_in_another_context_raises_instead_of_failing_silently(self, logs: StructuredLogs) -> None:
-        import contextvars
-
         hot = _hot(access_log=AccessLog(logs=logs))
-        request = contextvars.copy_context().run(hot.begin, _scope(), _ignore)
-        with pytest.raises(ValueError, match="different Context"):
-            request.end(None)
+        started = contextvars.Context()
+        request = started.run(hot.begin, _scope(), _ignore)
+        with pytest.raises(ValueError, match="different Context"):  # not a SystemError with the error left pending
+            contextvars.Context().run(_end_elsewhere, started, request)
+        assert hot.fast_lines == 1  # the line was written on the compiled path before the reset failed
 
 
 class _Falsy:
@@ -305,8 +319,13 @@ class TestSameErrorsOnBothPaths:
             middleware = ObservabilityMiddleware(
                 app, metrics=RequestMetrics(), access_log=AccessLog(logs=logs), compiled=compiled
             )
-            with pytest.raises(error):
+
+            async def call(middleware: ObservabilityMiddleware = middleware) -> Any:
                 await middleware(_scope(**fields), receive, _ignore)
+                return REQUEST.get()
+
+            with pytest.raises(error):
+                await _fresh(call)
             assert REQUEST.get() is None
 
     async def test_a_scope_without_headers_raises_key_error_on_both_paths(self) -> None:
@@ -377,3 +396,10 @@ class TestRegistries:
         hot.begin(_scope(), _ignore).end(None)
         assert sum(made[0].buckets) == 1
         assert made[0].total > 0
+
+
+def _end_elsewhere(started: contextvars.Context, request: Any) -> None:
+    """End `request` in a context holding the request's variable (so the fast path runs) but not `started` itself."""
+    for variable, value in started.items():
+        variable.set(value)
+    request.end(None)

@@ -24,7 +24,7 @@
 
 static PyObject *s_type, *s_status, *s_headers, *s_body, *s_start_kind, *s_body_kind, *s_state, *s_request_id,
     *s_route, *s_path_format, *s_path, *s_method, *s_client, *s_logs, *s_closed, *s_level, *s_extra_processors,
-    *s_writer, *s_put, *s_finish, *s_lines, *s_append, *s_capacity, *s_nudge_at, *s_buckets, *s_total, *s_other, *s_5xx, *h_request_id, *h_server_timing, *one, *empty_bytes;
+    *s_writer, *s_put, *s_finish, *s_lines, *s_append, *s_capacity, *s_nudge_at, *s_buckets, *s_total, *s_other, *s_5xx, *h_request_id, *h_server_timing, *one, *zero, *empty_bytes;
 
 static int
 intern_names(void)
@@ -63,6 +63,7 @@ intern_names(void)
     if ((h_request_id = PyBytes_FromString("x-request-id")) == NULL) return -1;
     if ((h_server_timing = PyBytes_FromString("server-timing")) == NULL) return -1;
     if ((one = PyLong_FromLong(1)) == NULL) return -1;
+    if ((zero = PyLong_FromLong(0)) == NULL) return -1;
     if ((empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL) return -1;
     return 0;
 }
@@ -256,6 +257,11 @@ typedef struct {
      * the deque's append, and the writer's fixed capacity and nudge threshold. */
     PyObject *queue_logs, *queue_writer, *queue_lines, *queue_append;
     Py_ssize_t queue_capacity, queue_nudge_at;
+    /* The logs' level and whether they have extra processors: fixed when configure_logging built them (structlog's
+     * filtering logger is made from that level), so read once per logs object too. */
+    long queue_level;
+    int queue_extra;
+    unsigned long long fast_lines; /* access lines this file rendered itself (the tests check the path is taken) */
     /* The series class (metrics._Series) keeps `buckets` and `total` in __slots__: where, read once from its
      * member descriptors, so a request reads and writes them without two attribute lookups and a store. */
     PyTypeObject *series_type;
@@ -611,6 +617,17 @@ fail:
     return NULL;
 }
 
+static PyObject *
+Hot_get_fast_lines(Hot *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->fast_lines);
+}
+
+static PyGetSetDef Hot_getset[] = {
+    {"fast_lines", (getter)Hot_get_fast_lines, NULL, "Access lines the compiled path rendered itself.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef Hot_methods[] = {
     {"begin", (PyCFunction)(void (*)(void))Hot_begin, METH_FASTCALL,
      "begin(scope, send) -> Responder: start a request (its id, in-flight count and log context)."},
@@ -628,6 +645,7 @@ static PyTypeObject HotType = {
     .tp_traverse = (traverseproc)Hot_traverse,
     .tp_clear = (inquiry)Hot_clear,
     .tp_methods = Hot_methods,
+    .tp_getset = Hot_getset,
 };
 
 /* ------------------------------------------------------------------ Responder: the send the app sees */
@@ -831,12 +849,14 @@ count_request(Responder *self, PyObject *route, PyObject *status, double seconds
     return result;
 }
 
-/* The offset of `name` in instances of `type` if it is an object slot of that type's own __slots__, else -1. */
+/* The offset of `name` in instances of `type` if it is an object slot of its layout, else -1. */
 static Py_ssize_t
 slot_offset(PyTypeObject *type, PyObject *name)
 {
-    PyObject *descriptor = PyDict_GetItemWithError(type->tp_dict, name);
-    if (descriptor == NULL || !Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) return -1;
+    PyObject *descriptor = _PyType_Lookup(type, name); /* borrowed, through the MRO */
+    if (descriptor == NULL || !Py_IS_TYPE(descriptor, &PyMemberDescr_Type) ||
+        !PyType_IsSubtype(type, PyDescr_TYPE(descriptor)))
+        return -1; /* not a slot of this layout: a descriptor copied from another class would point elsewhere */
     PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
     return member->type == T_OBJECT_EX && !(member->flags & READONLY) ? member->offset : -1;
 }
@@ -974,10 +994,16 @@ integer_attr(PyObject *obj, PyObject *name)
     return result;
 }
 
-/* Look up (once per logs object) what queue_line needs of their writer. */
+/* Look up (once per logs object) their level, their extra processors and what queue_line needs of their writer. */
 static int
 find_queue(Hot *hot, PyObject *logs)
 {
+    long level = integer_attr(logs, s_level);
+    if (level == -1 && PyErr_Occurred()) return -1;
+    PyObject *extra = PyObject_GetAttr(logs, s_extra_processors);
+    int has_extra = extra == NULL ? -1 : PyObject_IsTrue(extra);
+    Py_XDECREF(extra);
+    if (has_extra < 0) return -1;
     PyObject *writer = PyObject_GetAttr(logs, s_writer);
     if (writer == NULL) return -1;
     PyObject *lines = PyObject_GetAttr(writer, s_lines);
@@ -997,22 +1023,15 @@ find_queue(Hot *hot, PyObject *logs)
     Py_XSETREF(hot->queue_append, append);
     hot->queue_capacity = capacity;
     hot->queue_nudge_at = nudge_at;
+    hot->queue_level = level;
+    hot->queue_extra = has_extra;
     return 0;
 }
 
 /* BackgroundWriter.put(line): its common case here (room in the buffer, no nudge due), the rest through it. */
 static int
-queue_line(Hot *hot, PyObject *logs, PyObject *line)
+queue_line(Hot *hot, PyObject *line)
 {
-    if (logs != hot->queue_logs && find_queue(hot, logs) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
-        PyErr_Clear(); /* a writer of another kind: its put does it all */
-        PyObject *writer = PyObject_GetAttr(logs, s_writer);
-        PyObject *done = writer == NULL ? NULL : PyObject_CallMethodOneArg(writer, s_put, line);
-        Py_XDECREF(writer);
-        Py_XDECREF(done);
-        return done == NULL ? -1 : 0;
-    }
     PyObject *closed = PyObject_GetAttr(hot->queue_writer, s_closed);
     if (closed == NULL) return -1;
     int open = closed == Py_False;
@@ -1039,31 +1058,29 @@ write_fast(Responder *self, PyObject *route, long long status, double seconds)
     PyObject *logs = PyObject_GetAttr(hot->access, s_logs);
     if (logs == NULL) return -1;
     int result = 0;
-    PyObject *closed = NULL, *level = NULL, *extra = NULL, *client = NULL, *line = NULL;
+    PyObject *closed = NULL, *client = NULL, *line = NULL;
     if (logs == Py_None) goto done;
     if ((closed = optional_attr(logs, s_closed)) == NULL) {
         if (PyErr_Occurred()) goto error;
         goto done; /* not configure_logging's logs: access.py knows what to do */
     }
     if (closed != Py_False) goto done;
-    if ((extra = PyObject_GetAttr(logs, s_extra_processors)) == NULL) goto error;
-    int has_extra = PyObject_IsTrue(extra);
-    if (has_extra != 0) {
-        result = has_extra < 0 ? -1 : 0;
+    if (logs != hot->queue_logs && find_queue(hot, logs) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) goto error;
+        PyErr_Clear(); /* logs of another kind: access.py knows what to do */
         goto done;
     }
-    if ((level = PyObject_GetAttr(logs, s_level)) == NULL) goto error;
-    long threshold = PyLong_AsLong(level);
-    if (threshold == -1 && PyErr_Occurred()) goto error;
+    if (hot->queue_extra) goto done; /* the user's processors run in Python */
     int failed = status >= 500;
     result = 1;
-    if (threshold > (failed ? hot->error_level : hot->info_level)) goto done;
-    PyObject *client_pair = PyDict_GetItemWithError(self->scope, s_client);
+    if (hot->queue_level > (failed ? hot->error_level : hot->info_level)) goto done;
+    /* client[0] if client else None */
+    PyObject *client_pair = Py_XNewRef(PyDict_GetItemWithError(self->scope, s_client));
     if (client_pair == NULL && PyErr_Occurred()) goto error;
-    if (client_pair == NULL || client_pair == Py_None || PyObject_IsTrue(client_pair) == 0)
-        client = Py_NewRef(Py_None);
-    else if ((client = PySequence_GetItem(client_pair, 0)) == NULL)
-        goto error;
+    int has_client = client_pair == NULL || client_pair == Py_None ? 0 : PyObject_IsTrue(client_pair);
+    client = has_client > 0 ? PyObject_GetItem(client_pair, zero) : has_client == 0 ? Py_NewRef(Py_None) : NULL;
+    Py_XDECREF(client_pair);
+    if (client == NULL) goto error;
     PyObject *method = PyDict_GetItemWithError(self->scope, s_method);
     PyObject *path = method == NULL ? NULL : PyDict_GetItemWithError(self->scope, s_path);
     if (path == NULL) {
@@ -1085,15 +1102,14 @@ write_fast(Responder *self, PyObject *route, long long status, double seconds)
         result = 0;
         goto done;
     }
-    if (queue_line(hot, logs, line) < 0) goto error;
+    if (queue_line(hot, line) < 0) goto error;
+    hot->fast_lines++;
     goto done;
 error:
     result = -1;
 done:
     Py_DECREF(logs);
     Py_XDECREF(closed);
-    Py_XDECREF(level);
-    Py_XDECREF(extra);
     Py_XDECREF(client);
     Py_XDECREF(line);
     return result;
@@ -1144,17 +1160,19 @@ note_exemplar(Responder *self, PyObject *route, PyObject *status, double seconds
     return result;
 }
 
-/* Reset the request's log context variable, keeping whatever error is being raised. */
-static void
+/* Reset the request's log context variable, keeping whatever error is being raised (an error of the reset itself,
+ * such as a token already used or another context, is dropped then). -1 when the reset's error is left to raise. */
+static int
 end_log_context(Responder *self)
 {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     if (PyContextVar_Reset(self->hot->request_var, self->token) < 0) {
-        if (type == NULL) return; /* this error is the one to raise */
+        if (type == NULL) return -1;
         PyErr_Clear();
     }
     PyErr_Restore(type, value, traceback);
+    return 0;
 }
 
 static PyObject *
@@ -1166,10 +1184,14 @@ Responder_end(Responder *self, PyObject *error)
     }
     self->ended = 1;
     Hot *hot = self->hot;
-    double seconds = monotonic_seconds() - self->started;
+    if (!hot->ready || self->scope == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "This request's middleware is gone.");
+        return NULL;
+    }
     PyObject *status = self->status != NULL ? Py_NewRef(self->status) : PyLong_FromLong(500);
     if (status == NULL) return NULL;
     PyObject *route = route_of(self);
+    double seconds = monotonic_seconds() - self->started; /* after the route, as the Python path times it */
     int failed = route == NULL || count_request(self, route, status, seconds) < 0;
     if (!failed && hot->exemplars != Py_None) failed = note_exemplar(self, route, status, seconds) < 0;
     if (self->token != NULL) {
@@ -1183,9 +1205,12 @@ Responder_end(Responder *self, PyObject *error)
                     PyErr_Clear(); /* out of range: Python's path writes it */
                 else
                     written = write_fast(self, route, code, seconds);
-                if (written != 0) end_log_context(self);
+                if (written != 0 && end_log_context(self) < 0) written = -1;
             }
-            if (written == 0) written = write_slow(self, route, status, seconds, error) < 0 ? -1 : 1;
+            if (written == 0 && write_slow(self, route, status, seconds, error) < 0) {
+                end_log_context(self); /* in case it failed before access.py reset it (else a no-op) */
+                written = -1;
+            }
             failed = written < 0;
         }
     }
