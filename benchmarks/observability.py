@@ -1,6 +1,6 @@
 """Overhead of Overdrive's ObservabilityMiddleware against bare apps and peer Prometheus middlewares.
 
-Ten hello-world apps (`benchmarks/observability_apps.py`): bare Starlette, Starlette + Overdrive,
+Ten hello-world apps (of `benchmarks/observability_apps.py`): bare Starlette, Starlette + Overdrive,
 Starlette + starlette_exporter, bare FastAPI, FastAPI + prometheus-fastapi-instrumentator, FastAPI + Overdrive,
 the two stacks with an access log (Overdrive's `instrument_app`; starlette_exporter + a stdlib JSON access line),
 and Starlette and FastAPI with a do-nothing middleware that wraps `send` (the floor any response-seeing middleware

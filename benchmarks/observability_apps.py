@@ -5,6 +5,9 @@ Server-Timing, a JSON access line per request written off the event loop) and st
 log most apps write, one JSON line per request through the stdlib `logging` module to a file. Both log to the
 file named by ``OVERDRIVE_BENCH_LOG`` (default ``/tmp/observability-bench-<app>.log``).
 
+Two more run Overdrive's two middleware apps on the Python reference path (``compiled=False``), for
+`benchmarks/observability_cpu.py` to show what the compiled path saves.
+
 Every app serves `GET /` with `PlainTextResponse("hello")`. Granian imports them as
 `benchmarks.observability_apps:NAME`. The peer libraries (starlette_exporter, prometheus-fastapi-instrumentator)
 are imported lazily inside their factories, so the bare and Overdrive apps import without them.
@@ -24,7 +27,14 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from overdrive.observability import ObservabilityMiddleware, RequestMetrics, configure_logging, instrument_app
+from overdrive.observability import (
+    AccessLog,
+    ObservabilityMiddleware,
+    RequestMetrics,
+    configure_logging,
+    instrument_app,
+)
+from overdrive.observability.logs import active_logs
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -168,6 +178,24 @@ class _Passthrough:
 def starlette_passthrough() -> Starlette:
     """9. Starlette with a do-nothing send-wrapping middleware: the floor of any middleware that sees responses."""
     return _starlette([Middleware(_Passthrough)])
+
+
+def starlette_overdrive_python() -> Starlette:
+    """11. `starlette_overdrive` on the Python reference path (``compiled=False``): what the C extension saves."""
+    return _starlette([Middleware(ObservabilityMiddleware, metrics=RequestMetrics(), compiled=False)])
+
+
+def starlette_stack_python() -> Starlette:
+    """12. `starlette_stack` on the Python reference path: `ObservabilityMiddleware(compiled=False)` with the log.
+
+    Shares the active logging configuration if there is one: configuring again would close the other stack's logs
+    when both run in one process (`benchmarks/observability_cpu.py`).
+    """
+    logs = active_logs() or configure_logging(_log_path("starlette_stack_python"))
+    access = AccessLog(logs=logs)
+    return _starlette(
+        [Middleware(ObservabilityMiddleware, metrics=RequestMetrics(), access_log=access, logs=logs, compiled=False)]
+    )
 
 
 def fastapi_passthrough() -> FastAPI:

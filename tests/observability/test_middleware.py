@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import string
 
@@ -227,6 +228,40 @@ class TestRequestIds:
             }
         assert len(ids) == 50
         assert "fixed" not in ids
+
+    def test_a_forked_worker_does_not_repeat_its_parent_s_ids(self) -> None:
+        middleware = _starlette(RequestMetrics(), trust_request_id=False)
+        _next_id(middleware)  # the app is built and serving before the fork, as in a pre-forked server
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its next three ids and leave at once
+            try:
+                os.write(write_end, ",".join(_next_id(middleware) for _ in range(3)).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        with os.fdopen(read_end, "rb") as pipe:
+            child = pipe.read().decode().split(",")
+        parent = [_next_id(middleware) for _ in range(3)]
+        assert len(child) == 3
+        assert not set(child) & set(parent)
+
+
+def _next_id(app: ObservabilityMiddleware) -> str:
+    """The request id `app` gives its next request (run on a loop of its own)."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/items/1", "headers": [], "query_string": b""}
+    asyncio.run(app(scope, receive, send))
+    request_id: bytes = dict(sent[0]["headers"])[b"x-request-id"]
+    return request_id.decode()
 
 
 class TestServerTimingAndExposition:

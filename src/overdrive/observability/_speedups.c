@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <structmember.h>
 
@@ -253,6 +255,7 @@ typedef struct {
     int server_timing, trust_request_id;
     int ready;                /* __init__ ran (and tp_clear has not) */
     uint64_t rng;             /* splitmix64 state: request ids */
+    unsigned long rng_forks;  /* fork_count when `rng` was last mixed with the process id */
     /* BackgroundWriter.put's common case, done here: the logs it was looked up for, their writer, its deque,
      * the deque's append, and the writer's fixed capacity and nudge threshold. */
     PyObject *queue_logs, *queue_writer, *queue_lines, *queue_append;
@@ -306,9 +309,23 @@ current_context_size(void)
 
 static PyObject *Responder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
+/* Forks of this process so far (in a child: counted by the child handler). A forked worker must not repeat its
+ * parent's or its siblings' request ids, so each Hot mixes the process id into its state after a fork. */
+static volatile unsigned long fork_count;
+
+static void
+count_fork(void)
+{
+    fork_count++;
+}
+
 static uint64_t
 next_random(Hot *hot)
 {
+    if (hot->rng_forks != fork_count) {
+        hot->rng_forks = fork_count;
+        hot->rng ^= (uint64_t)getpid() * 0xD1B54A32D192ED03ULL;
+    }
     uint64_t z = (hot->rng += 0x9E3779B97F4A7C15ULL);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
@@ -437,6 +454,7 @@ Hot_init(Hot *self, PyObject *args, PyObject *kwargs)
     self->server_timing = server_timing;
     self->trust_request_id = trust_request_id;
     self->rng = (uint64_t)seed;
+    self->rng_forks = fork_count;
     self->stamp_second = (time_t)-1;
     self->ready = 1;
     return 0;
@@ -1289,6 +1307,10 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_names() < 0) return NULL;
+    if (pthread_atfork(NULL, NULL, count_fork) != 0) {
+        PyErr_SetString(PyExc_OSError, "Could not register the fork handler that keeps request ids unique.");
+        return NULL;
+    }
     if (PyType_Ready(&HotType) < 0 || PyType_Ready(&ResponderType) < 0) return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;

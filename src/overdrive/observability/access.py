@@ -50,7 +50,8 @@ class AccessLog:
         logger_name: the ``logger`` field of access lines.
         server_errors_as: the level of lines for 5xx responses and exceptions raised by the app.
         logs: the `configure_logging` output to write to while it is open (saves looking up the active one per
-            request); by default, and once these are closed, lines go to whichever configuration is active.
+            request, and lets the middleware's compiled path render the line itself); by default, and once these
+            are closed, lines go to whichever configuration is active.
 
     """
 

@@ -15,6 +15,7 @@ import asyncio
 import os
 import random
 import re
+import weakref
 from functools import partial
 from logging import INFO
 from time import perf_counter
@@ -76,9 +77,13 @@ def _id_source() -> Callable[[], bytes]:
     """A maker of 16-hex-digit request ids: a PRNG seeded once from the OS, not a getrandom syscall per request.
 
     Ids must be unique and unguessable enough to correlate logs, not secret, so a seeded Mersenne Twister will do.
+    It is seeded again in a forked child, so pre-forked workers do not repeat each other's ids.
     (A plain function: a callable object's ``__call__`` would cost twice as much per id.)
     """
-    bits = random.Random(os.urandom(16)).getrandbits
+    generator = random.Random(os.urandom(16))
+    weak = weakref.ref(generator)  # the fork hook stays registered for good: it must not keep the generator
+    os.register_at_fork(after_in_child=lambda: _reseed(weak()))
+    bits = generator.getrandbits
 
     def new_id() -> bytes:
         return b"%016x" % bits(64)
@@ -93,6 +98,11 @@ def _plain_registry(metrics: RequestMetrics) -> bool:
         getattr(kind, name) is getattr(RequestMetrics, name) for name in ("started", "finished", "new_series")
     )
     return same_counting and type(metrics.methods) is frozenset and type(metrics.status_classes) is dict
+
+
+def _reseed(generator: random.Random | None) -> None:
+    if generator is not None:
+        generator.seed(os.urandom(16))
 
 
 class ObservabilityMiddleware:
