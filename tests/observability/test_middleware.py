@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import string
+from pathlib import Path
 
 import httpx
 import pytest
@@ -246,6 +247,27 @@ class TestRequestIds:
         parent = [_next_id(middleware) for _ in range(3)]
         assert len(child) == 3
         assert not set(child) & set(parent)
+
+    def test_a_forked_worker_counts_into_its_own_fresh_series(self, tmp_path: Path) -> None:
+        metrics = RequestMetrics(multiprocess_dir=tmp_path)  # in multi-process mode a forked child starts afresh
+        middleware = _starlette(metrics)
+        for _ in range(3):
+            _next_id(middleware)  # the parent has counted this label set (and may remember where)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _next_id(middleware)
+                counts = [sum(series.buckets) for series in metrics.series.values()]
+                os.write(write_end, repr(counts).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        with os.fdopen(read_end, "rb") as pipe:
+            child_counts = pipe.read().decode()
+        assert child_counts == "[1]", "the child's table holds its one request, not the parent's three"
+        assert [sum(series.buckets) for series in metrics.series.values()] == [3]
 
 
 def _next_id(app: ObservabilityMiddleware) -> str:

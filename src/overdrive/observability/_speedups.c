@@ -234,6 +234,18 @@ add_milliseconds(Buffer *b, long long whole_us)
 
 /* ------------------------------------------------------------------ Hot: what the middleware knows once */
 
+/* One remembered label set -> series, so a repeated (method, route, status class) skips building and hashing the
+ * key tuple. The labels are compared by identity (a route's template is the same str object request after
+ * request). An entry holds while the series table has the size and the process the fork count it had when the
+ * entry was made: RequestMetrics only adds series (new_series) or clears them all after a fork (_forked). */
+#define SERIES_CACHE 8
+
+typedef struct {
+    PyObject *method, *route, *status_class, *series;
+    Py_ssize_t table_size;
+    unsigned long forks;
+} SeriesEntry;
+
 typedef struct {
     PyObject_HEAD
     PyObject *in_flight;      /* dict: method label -> requests in flight */
@@ -265,6 +277,7 @@ typedef struct {
     long queue_level;
     int queue_extra;
     unsigned long long fast_lines; /* access lines this file rendered itself (the tests check the path is taken) */
+    SeriesEntry series_cache[SERIES_CACHE];
     /* The series class (metrics._Series) keeps `buckets` and `total` in __slots__: where, read once from its
      * member descriptors, so a request reads and writes them without two attribute lookups and a store. */
     PyTypeObject *series_type;
@@ -364,6 +377,12 @@ Hot_traverse(Hot *self, visitproc visit, void *arg)
     Py_VISIT(self->queue_lines);
     Py_VISIT(self->queue_append);
     Py_VISIT(self->series_type);
+    for (int i = 0; i < SERIES_CACHE; i++) {
+        Py_VISIT(self->series_cache[i].method);
+        Py_VISIT(self->series_cache[i].route);
+        Py_VISIT(self->series_cache[i].status_class);
+        Py_VISIT(self->series_cache[i].series);
+    }
     return 0;
 }
 
@@ -389,6 +408,12 @@ Hot_clear(Hot *self)
     Py_CLEAR(self->queue_lines);
     Py_CLEAR(self->queue_append);
     Py_CLEAR(self->series_type);
+    for (int i = 0; i < SERIES_CACHE; i++) {
+        Py_CLEAR(self->series_cache[i].method);
+        Py_CLEAR(self->series_cache[i].route);
+        Py_CLEAR(self->series_cache[i].status_class);
+        Py_CLEAR(self->series_cache[i].series);
+    }
     return 0;
 }
 
@@ -856,12 +881,26 @@ count_request(Responder *self, PyObject *route, PyObject *status, double seconds
         if (PyErr_Occurred()) return -1;
         status_class = s_5xx;
     }
-    PyObject *key = PyTuple_Pack(3, self->method, route, status_class);
-    if (key == NULL) return -1;
-    PyObject *series = Py_XNewRef(PyDict_GetItemWithError(hot->series, key));
-    if (series == NULL) series = PyErr_Occurred() ? NULL : PyObject_CallOneArg(hot->new_series, key);
-    Py_DECREF(key);
-    if (series == NULL) return -1;
+    uintptr_t mix = ((uintptr_t)self->method ^ (uintptr_t)route ^ (uintptr_t)status_class) >> 4;
+    SeriesEntry *entry = &hot->series_cache[(mix ^ (mix >> 7)) % SERIES_CACHE];
+    PyObject *series;
+    if (entry->route == route && entry->method == self->method && entry->status_class == status_class &&
+        entry->table_size == PyDict_GET_SIZE(hot->series) && entry->forks == fork_count)
+        series = Py_NewRef(entry->series);
+    else {
+        PyObject *key = PyTuple_Pack(3, self->method, route, status_class);
+        if (key == NULL) return -1;
+        series = Py_XNewRef(PyDict_GetItemWithError(hot->series, key));
+        if (series == NULL) series = PyErr_Occurred() ? NULL : PyObject_CallOneArg(hot->new_series, key);
+        Py_DECREF(key);
+        if (series == NULL) return -1;
+        Py_XSETREF(entry->method, Py_NewRef(self->method));
+        Py_XSETREF(entry->route, Py_NewRef(route));
+        Py_XSETREF(entry->status_class, Py_NewRef(status_class));
+        Py_XSETREF(entry->series, Py_NewRef(series));
+        entry->table_size = PyDict_GET_SIZE(hot->series);
+        entry->forks = fork_count;
+    }
     int result = add_observation(hot, series, seconds);
     Py_DECREF(series);
     return result;
