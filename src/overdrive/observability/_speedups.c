@@ -322,6 +322,15 @@ current_context_size(void)
 
 static PyObject *Responder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
+/* splitmix64's finaliser: spreads every input bit over the output. */
+static uint64_t
+next_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 /* Forks of this process so far (in a child: counted by the child handler). A forked worker must not repeat its
  * parent's or its siblings' request ids, so each Hot mixes the process id into its state after a fork. */
 static volatile unsigned long fork_count;
@@ -336,13 +345,14 @@ static uint64_t
 next_random(Hot *hot)
 {
     if (hot->rng_forks != fork_count) {
+        /* The process id alone would let a recycled pid replay a dead worker's ids: mix in the clock too. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
         hot->rng_forks = fork_count;
-        hot->rng ^= (uint64_t)getpid() * 0xD1B54A32D192ED03ULL;
+        hot->rng ^= (uint64_t)getpid() * 0xD1B54A32D192ED03ULL ^ ((uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec);
+        hot->rng = next_mix(hot->rng);
     }
-    uint64_t z = (hot->rng += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return next_mix(hot->rng += 0x9E3779B97F4A7C15ULL);
 }
 
 static int Hot_clear(Hot *self);
@@ -478,6 +488,13 @@ Hot_init(Hot *self, PyObject *args, PyObject *kwargs)
     self->error_level = error_level;
     self->server_timing = server_timing;
     self->trust_request_id = trust_request_id;
+    for (int i = 0; i < SERIES_CACHE; i++) { /* a second __init__ may bring another registry */
+        Py_CLEAR(self->series_cache[i].method);
+        Py_CLEAR(self->series_cache[i].route);
+        Py_CLEAR(self->series_cache[i].status_class);
+        Py_CLEAR(self->series_cache[i].series);
+    }
+    Py_CLEAR(self->queue_logs);
     self->rng = (uint64_t)seed;
     self->rng_forks = fork_count;
     self->stamp_second = (time_t)-1;
@@ -894,6 +911,7 @@ count_request(Responder *self, PyObject *route, PyObject *status, double seconds
         if (series == NULL) series = PyErr_Occurred() ? NULL : PyObject_CallOneArg(hot->new_series, key);
         Py_DECREF(key);
         if (series == NULL) return -1;
+        entry->table_size = -1; /* invalid while it is rewritten (releasing old values may run code) */
         Py_XSETREF(entry->method, Py_NewRef(self->method));
         Py_XSETREF(entry->route, Py_NewRef(route));
         Py_XSETREF(entry->status_class, Py_NewRef(status_class));

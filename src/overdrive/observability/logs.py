@@ -115,8 +115,8 @@ class StructuredLogs:
         cache_loggers: bool,
     ) -> None:
         self.flush_timeout = flush_timeout
-        self.level = level
-        self.extra_processors = processors
+        self._level = level
+        self._extra_processors = processors
         self._owned: IO[bytes] | None = None
         if sink is None:
             sink = sys.stdout.buffer
@@ -146,6 +146,16 @@ class StructuredLogs:
             logging.root.addHandler(self._bridge)
             logging.root.setLevel(level)
         self._closed = False
+
+    @property
+    def level(self) -> int:
+        """The lowest level written (fixed: structlog's filtering logger is built from it)."""
+        return self._level
+
+    @property
+    def extra_processors(self) -> tuple[Processor, ...]:
+        """The processors added to the chain (fixed at configuration)."""
+        return self._extra_processors
 
     @property
     def closed(self) -> bool:

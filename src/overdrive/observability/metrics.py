@@ -96,6 +96,8 @@ class RequestMetrics:
             raise ValueError(msg)
         self.buckets = buckets
         self.max_routes = max_routes
+        # Only `new_series` adds to this table and only `_forked` clears it: the compiled middleware remembers
+        # series while the table keeps its size (and the process its fork count), so never remove entries.
         self.series: dict[SeriesKey, _Series] = {}
         self.exemplars: dict[SeriesKey, list[Exemplar | None]] = {}
         self.in_flight: dict[str, int] = {}

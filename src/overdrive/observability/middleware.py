@@ -73,6 +73,19 @@ def match_route(routes: Sequence[Any], scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
+_GENERATORS: weakref.WeakSet[random.Random] = weakref.WeakSet()
+"""The request id generators alive in this process, reseeded in a forked child (one hook for all of them)."""
+
+
+def _reseed_generators() -> None:
+    for generator in list(_GENERATORS):
+        generator.seed(os.urandom(16))
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_reseed_generators)
+
+
 def _id_source() -> Callable[[], bytes]:
     """A maker of 16-hex-digit request ids: a PRNG seeded once from the OS, not a getrandom syscall per request.
 
@@ -81,8 +94,7 @@ def _id_source() -> Callable[[], bytes]:
     (A plain function: a callable object's ``__call__`` would cost twice as much per id.)
     """
     generator = random.Random(os.urandom(16))
-    weak = weakref.ref(generator)  # the fork hook stays registered for good: it must not keep the generator
-    os.register_at_fork(after_in_child=lambda: _reseed(weak()))
+    _GENERATORS.add(generator)
     bits = generator.getrandbits
 
     def new_id() -> bytes:
@@ -98,11 +110,6 @@ def _plain_registry(metrics: RequestMetrics) -> bool:
         getattr(kind, name) is getattr(RequestMetrics, name) for name in ("started", "finished", "new_series")
     )
     return same_counting and type(metrics.methods) is frozenset and type(metrics.status_classes) is dict
-
-
-def _reseed(generator: random.Random | None) -> None:
-    if generator is not None:
-        generator.seed(os.urandom(16))
 
 
 class ObservabilityMiddleware:
