@@ -366,64 +366,46 @@ Hot_dealloc(Hot *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Every object a Hot holds, for tp_traverse and tp_clear (one list, so the two cannot drift apart). */
+#define HOT_OBJECTS(X)                                                                                            \
+    X(in_flight) X(series) X(status_classes) X(methods) X(new_series) X(route_of) X(request_var) X(access)       \
+    X(exemplars) X(exemplar) X(level_info) X(level_error) X(logger_name) X(queue_logs) X(queue_writer)           \
+    X(queue_lines) X(queue_append) X(series_type)
+#define SERIES_ENTRY_OBJECTS(X) X(method) X(route) X(status_class) X(series)
+
 static int
 Hot_traverse(Hot *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->in_flight);
-    Py_VISIT(self->series);
-    Py_VISIT(self->status_classes);
-    Py_VISIT(self->methods);
-    Py_VISIT(self->new_series);
-    Py_VISIT(self->route_of);
-    Py_VISIT(self->request_var);
-    Py_VISIT(self->access);
-    Py_VISIT(self->exemplars);
-    Py_VISIT(self->exemplar);
-    Py_VISIT(self->level_info);
-    Py_VISIT(self->level_error);
-    Py_VISIT(self->logger_name);
-    Py_VISIT(self->queue_logs);
-    Py_VISIT(self->queue_writer);
-    Py_VISIT(self->queue_lines);
-    Py_VISIT(self->queue_append);
-    Py_VISIT(self->series_type);
+#define VISIT(field) Py_VISIT(self->field);
+#define VISIT_ENTRY(field) Py_VISIT(self->series_cache[i].field);
+    HOT_OBJECTS(VISIT)
     for (int i = 0; i < SERIES_CACHE; i++) {
-        Py_VISIT(self->series_cache[i].method);
-        Py_VISIT(self->series_cache[i].route);
-        Py_VISIT(self->series_cache[i].status_class);
-        Py_VISIT(self->series_cache[i].series);
+        SERIES_ENTRY_OBJECTS(VISIT_ENTRY)
     }
+#undef VISIT
+#undef VISIT_ENTRY
     return 0;
+}
+
+/* Drop the remembered series (a second __init__ may bring another registry). */
+static void
+forget_series(Hot *self)
+{
+#define CLEAR_ENTRY(field) Py_CLEAR(self->series_cache[i].field);
+    for (int i = 0; i < SERIES_CACHE; i++) {
+        SERIES_ENTRY_OBJECTS(CLEAR_ENTRY)
+    }
+#undef CLEAR_ENTRY
 }
 
 static int
 Hot_clear(Hot *self)
 {
     self->ready = 0;
-    Py_CLEAR(self->in_flight);
-    Py_CLEAR(self->series);
-    Py_CLEAR(self->status_classes);
-    Py_CLEAR(self->methods);
-    Py_CLEAR(self->new_series);
-    Py_CLEAR(self->route_of);
-    Py_CLEAR(self->request_var);
-    Py_CLEAR(self->access);
-    Py_CLEAR(self->exemplars);
-    Py_CLEAR(self->exemplar);
-    Py_CLEAR(self->level_info);
-    Py_CLEAR(self->level_error);
-    Py_CLEAR(self->logger_name);
-    Py_CLEAR(self->queue_logs);
-    Py_CLEAR(self->queue_writer);
-    Py_CLEAR(self->queue_lines);
-    Py_CLEAR(self->queue_append);
-    Py_CLEAR(self->series_type);
-    for (int i = 0; i < SERIES_CACHE; i++) {
-        Py_CLEAR(self->series_cache[i].method);
-        Py_CLEAR(self->series_cache[i].route);
-        Py_CLEAR(self->series_cache[i].status_class);
-        Py_CLEAR(self->series_cache[i].series);
-    }
+#define CLEAR(field) Py_CLEAR(self->field);
+    HOT_OBJECTS(CLEAR)
+#undef CLEAR
+    forget_series(self);
     return 0;
 }
 
@@ -488,12 +470,7 @@ Hot_init(Hot *self, PyObject *args, PyObject *kwargs)
     self->error_level = error_level;
     self->server_timing = server_timing;
     self->trust_request_id = trust_request_id;
-    for (int i = 0; i < SERIES_CACHE; i++) { /* a second __init__ may bring another registry */
-        Py_CLEAR(self->series_cache[i].method);
-        Py_CLEAR(self->series_cache[i].route);
-        Py_CLEAR(self->series_cache[i].status_class);
-        Py_CLEAR(self->series_cache[i].series);
-    }
+    forget_series(self); /* a second __init__ may bring another registry, and other logs */
     Py_CLEAR(self->queue_logs);
     self->rng = (uint64_t)seed;
     self->rng_forks = fork_count;

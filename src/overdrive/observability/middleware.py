@@ -162,10 +162,11 @@ class ObservabilityMiddleware:
         self.access_log = access_log
         self.logs = logs
         self.exemplars = exemplars
-        self._new_id = _id_source()
         self._hot: _speedups.Hot | None = None
         if compiled and _plain_registry(metrics) and _speedups is not None:  # None where it was not built
-            self._hot = self._compiled()
+            self._hot = self._compiled()  # makes its own request ids
+        else:
+            self._new_id = _id_source()
 
     @property
     def compiled(self) -> bool:
